@@ -1,0 +1,141 @@
+"""Dirichlet-multinomial negative log-likelihood of volunteer votes over a decision tree.
+
+For one question with vote counts k_a (N = sum k_a) and concentrations alpha_a (A = sum alpha_a):
+
+    log p(k | alpha) = lnG(N+1) - sum lnG(k_a+1) + lnG(A) - lnG(N+A) + sum [lnG(k_a+alpha_a) - lnG(alpha_a)]
+
+Written with `lgamma` (tensorflow-probability does not work with Keras 3) and vectorised over
+questions: per-answer terms are summed into their question with one matmul against a fixed
+answer -> question indicator matrix, so the compiled step has no Python loop over questions.
+
+A question nobody answered (N = 0) contributes exactly 0 and has exactly 0 gradient: every term
+cancels with its twin (lnG(A) - lnG(0 + A), lnG(0 + alpha) - lnG(alpha)), so no mask is needed.
+
+Reduction convention: a galaxy's loss is the **sum over questions**; a batch's loss is the **mean
+over galaxies**. Keras' default `sum_over_batch_size` reduction divides by the per-replica batch
+and Keras 3 then scales by 1 / num_replicas_in_sync under `tf.distribute`, so the gradient is the
+mean over the *global* batch, whatever the number of replicas.
+"""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from gz_experiments.schema import Schema
+
+CONCENTRATION_MIN = 1.0
+CONCENTRATION_RANGE = 100.0
+
+
+def concentrations_from_logits(logits):
+    """alpha = 1 + 100 * sigmoid(x): bounded to (1, 101) as in the paper, so no epsilon is needed."""
+    return CONCENTRATION_MIN + CONCENTRATION_RANGE * tf.sigmoid(logits)
+
+
+def _indicator(question_index_groups, dtype) -> tf.Tensor:
+    n_answers = question_index_groups[-1][1] + 1
+    matrix = np.zeros((n_answers, len(question_index_groups)), dtype=np.float64)
+    for q, (start, end) in enumerate(question_index_groups):
+        matrix[start : end + 1, q] = 1.0
+    return tf.constant(matrix, dtype=dtype)
+
+
+def _groups(schema_or_groups) -> list[tuple[int, int]]:
+    if isinstance(schema_or_groups, Schema):
+        return list(schema_or_groups.question_index_groups)
+    return [tuple(int(i) for i in g) for g in schema_or_groups]
+
+
+def dirichlet_multinomial_nll(counts, concentrations, schema) -> tf.Tensor:
+    """Per-galaxy, per-question negative log-likelihood, shape (batch, n_questions).
+
+    `schema` is a Schema or its `question_index_groups`. Computed in the dtype of
+    `concentrations` (float64 inputs give float64 results).
+    """
+    concentrations = tf.convert_to_tensor(concentrations)
+    dtype = concentrations.dtype
+    counts = tf.cast(counts, dtype)
+    to_questions = _indicator(_groups(schema), dtype)
+
+    total = tf.matmul(counts, to_questions)
+    alpha_total = tf.matmul(concentrations, to_questions)
+    per_answer = (
+        tf.math.lgamma(counts + concentrations)
+        - tf.math.lgamma(concentrations)
+        - tf.math.lgamma(counts + 1.0)
+    )
+    log_prob = (
+        tf.math.lgamma(total + 1.0)
+        + tf.math.lgamma(alpha_total)
+        - tf.math.lgamma(total + alpha_total)
+        + tf.matmul(per_answer, to_questions)
+    )
+    return -log_prob
+
+
+@keras.saving.register_keras_serializable(package="gz_experiments")
+class DirichletMultinomialLoss(keras.losses.Loss):
+    """Keras loss: per galaxy, the sum over questions of the Dirichlet-multinomial NLL.
+
+    `y_true` are vote counts and `y_pred` concentrations, both (batch, n_answers) in label order.
+    """
+
+    def __init__(self, question_index_groups, name="dirichlet_multinomial", **kwargs):
+        super().__init__(name=name, **kwargs)
+        self.question_index_groups = _groups(question_index_groups)
+
+    def call(self, y_true, y_pred):
+        y_pred = tf.cast(y_pred, tf.float32)  # lgamma in float16 (mixed precision) is too coarse
+        nll = dirichlet_multinomial_nll(y_true, y_pred, self.question_index_groups)
+        return tf.reduce_sum(nll, axis=-1)
+
+    def get_config(self):
+        config = super().get_config()
+        config["question_index_groups"] = [list(g) for g in self.question_index_groups]
+        return config
+
+
+@keras.saving.register_keras_serializable(package="gz_experiments")
+class PerQuestionLoss(keras.metrics.Metric):
+    """Mean loss of each question over the galaxies seen this epoch, for per-question logging.
+
+    `result()` is a dict ``{"loss/<question>": value}``; Keras prefixes validation ones with
+    ``val_``, giving ``val_loss/<question>``.
+    """
+
+    def __init__(self, question_names, question_index_groups, name="per_question_loss", **kwargs):
+        super().__init__(name=name, **kwargs)
+        self.question_names = list(question_names)
+        self.question_index_groups = _groups(question_index_groups)
+        n = len(self.question_names)
+        self.totals = self.add_variable(shape=(n,), initializer="zeros", name="totals")
+        self.count = self.add_variable(shape=(), initializer="zeros", name="count")
+
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        nll = dirichlet_multinomial_nll(
+            y_true, tf.cast(y_pred, tf.float32), self.question_index_groups
+        )
+        self.totals.assign_add(tf.reduce_sum(nll, axis=0))
+        self.count.assign_add(tf.cast(tf.shape(nll)[0], tf.float32))
+
+    def result(self):
+        means = self.totals / tf.maximum(self.count, 1.0)
+        return {f"loss/{q}": means[i] for i, q in enumerate(self.question_names)}
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            question_names=self.question_names,
+            question_index_groups=[list(g) for g in self.question_index_groups],
+        )
+        return config
+
+
+def loss_for(schema: Schema) -> DirichletMultinomialLoss:
+    return DirichletMultinomialLoss(schema.question_index_groups)
+
+
+def per_question_metric(schema: Schema) -> PerQuestionLoss:
+    return PerQuestionLoss([q.name for q in schema.questions], schema.question_index_groups)

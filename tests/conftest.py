@@ -1,0 +1,40 @@
+"""Shared fixtures: quiet TensorFlow/MLflow, an isolated tracking store, paths to shared/data."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+os.environ.setdefault("CUDA_VISIBLE_DEVICES", "-1")
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data"
+
+
+def shared_data(name: str) -> Path:
+    """A folder of ../shared/data, or skip with the reason (never copied into the project)."""
+    path = SHARED_DATA / name
+    if not path.exists():
+        pytest.skip(f"{path} is absent: the real-data sets live in ../shared/data beside the repo")
+    return path
+
+
+@pytest.fixture
+def tracking(tmp_path, monkeypatch):
+    """A private sqlite tracking store + artifact root for one test."""
+    import mlflow
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    monkeypatch.delenv("MLFLOW_RUN_ID", raising=False)
+    mlflow.set_tracking_uri(uri)
+    experiment_id = mlflow.create_experiment("test", artifact_location=str(tmp_path / "artifacts"))
+    monkeypatch.setenv("MLFLOW_EXPERIMENT_ID", experiment_id)
+    mlflow.set_experiment(experiment_id=experiment_id)
+    yield uri
+    while mlflow.active_run():
+        mlflow.end_run()
