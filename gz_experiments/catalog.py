@@ -102,7 +102,9 @@ def load_catalog(
     required = [ID_COL, FILE_COL]
     missing = [c for c in required if c not in df.columns]
     if missing:
-        raise UserError(f"{path}: missing required column(s) {missing}; found {list(df.columns)[:12]}")
+        raise UserError(
+            f"{path}: missing required column(s) {missing}; found {list(df.columns)[:12]}"
+        )
 
     df = df.copy()
     df[ID_COL] = df[ID_COL].astype(str)
@@ -137,7 +139,9 @@ def _resolve_file_locs(df: pd.DataFrame, path: Path, check_files: bool) -> None:
 def _validate_votes(
     df: pd.DataFrame, schema: Schema, path: Path, fill_missing: bool, missing_questions: str
 ) -> None:
-    absent_questions = [q for q in schema.questions if not any(c in df.columns for c in q.label_cols)]
+    absent_questions = [
+        q for q in schema.questions if not any(c in df.columns for c in q.label_cols)
+    ]
     if absent_questions and missing_questions == "zero":
         for q in absent_questions:
             for col in q.label_cols:
@@ -159,7 +163,9 @@ def _validate_votes(
             _raise_per_column(
                 path, nan, "is empty (NaN); pass --fill-missing-votes to count it as 0 votes"
             )
-        print(f"{path}: filled {int(nan.to_numpy().sum())} empty vote cell(s) with 0 (--fill-missing-votes)")
+        print(
+            f"{path}: filled {int(nan.to_numpy().sum())} empty vote cell(s) with 0 (--fill-missing-votes)"
+        )
         votes = votes.fillna(0.0)
     _raise_per_column(path, votes < 0, "is negative")
     _raise_per_column(path, (votes % 1) != 0, "is not a whole number of votes")

@@ -43,7 +43,9 @@ class StepConfig:
         if preset == "auto":
             preset = "paper" if gpu_visible() else "cpu"
         if preset not in PRESET_NAMES:
-            raise UserError(f"unknown preset {preset!r}: use one of auto, {', '.join(PRESET_NAMES)}")
+            raise UserError(
+                f"unknown preset {preset!r}: use one of auto, {', '.join(PRESET_NAMES)}"
+            )
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(overrides) - known)
         if unknown:
@@ -85,45 +87,52 @@ def flatten_dict(values: dict[str, Any], prefix: str = "") -> dict[str, str]:
 
 @dataclass(frozen=True)
 class SimulateConfig(StepConfig):
-    """The embedded default dataset: rendered galaxies + simulated volunteers (gzd5 tree)."""
+    """The embedded default dataset: rendered galaxies + simulated volunteers (gzd5 tree).
 
-    out_dir: str = ""  # "" = the default-dataset cache folder
+    The output depends only on n_galaxies, img_size, seed and the vote fields (see
+    gz_experiments/simulate/dataset.py); n_workers changes the speed, never the bytes.
+    """
+
+    out_dir: str = ""  # "" = the cache: $GZ_CACHE_DIR (else ~/.cache/gz_experiments)/simulated/
     n_galaxies: int = 5000
-    img_size: int = 128
+    img_size: int = 128  # rendered at this size directly (GZ DECaLS images are 424)
     seed: int = 0
     votes_high: int = 40  # most GZD-5 galaxies got ~40 classifications ...
     votes_low: int = 5  # ... the early random sample about 5
     low_vote_fraction: float = 0.2
-    n_workers: int = 0  # 0 = all cores
+    n_workers: int = 0  # processes rendering images; 0 = all cores
 
     PRESETS: ClassVar[dict[str, dict[str, Any]]] = {
-        "debug": {"n_galaxies": 64, "img_size": 64},
-        "cpu": {"n_galaxies": 5000, "img_size": 128},
-        "paper": {"n_galaxies": 20000, "img_size": 424},
+        "debug": {"n_galaxies": 64, "img_size": 64},  # < 1 s
+        "cpu": {"n_galaxies": 5000, "img_size": 128},  # ~15 CPU-s, 160 MB
+        # Rendered straight at the paper's training input size (it resized 424 -> 300): the
+        # same pixels for half the time and disk of 424 (~4 GB, ~6 CPU-min).
+        "paper": {"n_galaxies": 20000, "img_size": 300},
     }
 
 
 @dataclass(frozen=True)
 class ShardConfig(StepConfig):
-    """Catalog -> TFRecord shards + manifest."""
+    """Catalog -> TFRecord shards + manifest.json (paper: 300 px, greyscale, 70/10/20, 4096/file)."""
 
-    catalog: str = ""
+    catalog: str = ""  # labelled catalog -> train/val/test
     shard_dir: str = ""
     schema: str = "gzd5"
     img_size: int = 300
     val_fraction: float = 0.1
     test_fraction: float = 0.2
-    shard_size: int = 4096
-    greyscale: bool = True
-    encoding: str = "png"
-    unlabelled_catalog: str = ""
-    max_labelled: int = 0  # 0 = no cap
-    max_unlabelled: int = 0
+    shard_size: int = 4096  # galaxies per TFRecord file
+    greyscale: bool = True  # plain mean of the 3 bands at shard time, as the paper
+    encoding: str = "raw"  # raw uint8 or png: png halves the disk, shards ~2x slower (bench_shards)
+    unlabelled_catalog: str = ""  # -> the "predict" split, in catalog order
+    max_labelled: int = 0  # 0 = no cap; a seeded random subset otherwise
+    max_unlabelled: int = 0  # 0 = no cap; the first rows otherwise
     seed: int = 42
-    overwrite: bool = False
+    overwrite: bool = False  # replace shards written from other inputs
     max_rejected_fraction: float = 0.0
     fill_missing_votes: bool = False
-    n_workers: int = 0
+    missing_questions: str = "error"  # or "zero": questions with no columns were never asked
+    n_workers: int = 0  # decode processes; 0 = all cores
 
     PRESETS: ClassVar[dict[str, dict[str, Any]]] = {
         "debug": {"img_size": 32, "shard_size": 32},
@@ -162,20 +171,31 @@ class TrainConfig(StepConfig):
             "epochs": 2,
             "patience": 2,
         },
-        "cpu": {"image_size": 48, "batch_size": 32, "epochs": 30, "patience": 5},
+        # small_cnn learns in minutes on 2 cores; EfficientNetB0 at 48 px needs ~10x longer per
+        # epoch there (benchmarks/bench_train.py). 64 px shards, crop 0.75 -> 48: native scale.
+        "cpu": {
+            "architecture": "small_cnn",
+            "image_size": 48,
+            "batch_size": 32,
+            "epochs": 40,
+            "patience": 8,
+        },
         "paper": {},
     }
 
 
 @dataclass(frozen=True)
 class PredictConfig(StepConfig):
-    model_uri: str = ""
-    input: str = ""
-    output: str = ""  # "" = predictions.parquet in a temp dir, logged as an artifact
-    n_samples: int = 5
+    """MC-dropout predictions for a folder of images, a catalog or a shard folder."""
+
+    model_uri: str = ""  # runs:/<id>/model, models:/<name>@<alias>, models:/<name>/<v>, or a path
+    input: str = ""  # image folder, .csv/.parquet catalog with file_loc, or shard folder
+    output: str = ""  # "" = only logged as the run's predictions.parquet artifact
+    n_samples: int = 5  # MC passes (zoobot's examples use 5)
     mc_mode: str = "head"  # head: backbone once, dropout head n times; full: n full passes
     batch_size: int = 128
-    output_format: str = "parquet"
+    output_format: str = ""  # parquet or csv; "" = csv if output ends in .csv, else parquet
+    split: str = ""  # for a shard folder; "" = "predict" if it has one, else "test"
     seed: int = 0
 
     PRESETS: ClassVar[dict[str, dict[str, Any]]] = {
@@ -187,7 +207,9 @@ class PredictConfig(StepConfig):
 
 @dataclass(frozen=True)
 class RegisterConfig(StepConfig):
-    experiment: str = ""
+    """Register the best training run's model; move the alias only to a better one. No presets."""
+
+    experiment: str = ""  # "" = the current experiment
     name: str = "gz-decals"
     run_id: str = ""
     alias: str = "champion"
@@ -196,12 +218,16 @@ class RegisterConfig(StepConfig):
 
 @dataclass(frozen=True)
 class EvaluateConfig(StepConfig):
-    model_uri: str = ""
+    """The paper's protocol on a labelled shard split (see gz_experiments/evaluate.py)."""
+
+    model_uri: str = ""  # runs:/<id>/model, models:/<name>@<alias>, models:/<name>/<v>, or a path
     shard_dir: str = ""
     split: str = "test"
-    n_samples: int = 5
+    n_samples: int = 5  # MC passes per galaxy for fractions and the calibration mixture
+    mc_mode: str = "head"  # head: backbone once, dropout head n times; full: n full passes
     batch_size: int = 128
     truth: str = ""  # simulator truth table (parquet); "" = look beside the shard's catalog
+    seed: int = 0
 
     PRESETS: ClassVar[dict[str, dict[str, Any]]] = {
         "debug": {"batch_size": 16, "n_samples": 2},
@@ -218,10 +244,13 @@ class TuneConfig(StepConfig):
     schema: str = "gzd5"
     n_trials: int = 20
     study_name: str = "gz-tune"
-    storage: str = ""  # "" = sqlite:///optuna.db in the working dir
-    seed: int = 0
-    pruner: str = "median"
-    n_workers: int = 1
+    storage: str = ""  # "" = sqlite:///optuna.db in the working dir; journal:PATH; SQLAlchemy URL
+    seed: int = 0  # trial n samples with seed + n, so resumed or parallel workers never repeat
+    pruner: str = "median"  # median, percentile, hyperband or none
+    pruner_startup_trials: int = 5  # trials that run to the end before pruning starts
+    pruner_warmup_epochs: int = 2  # epochs of each trial before it can be pruned
+    heartbeat_interval: int = 60  # seconds; a RUNNING trial silent for 3x this becomes FAILED
+    n_workers: int = 1  # processes started here; with k GPUs worker i gets GPU i % k
     crop_fraction_range: tuple[float, float] = (0.6, 0.9)
     image_size_choices: tuple[int, ...] = (128, 160, 224)
     dropout_range: tuple[float, float] = (0.1, 0.5)
@@ -237,12 +266,16 @@ class TuneConfig(StepConfig):
             "epochs": 2,
             "image_size_choices": (16, 24),
             "batch_size_choices": (8, 16),
+            "pruner_startup_trials": 1,
+            "pruner_warmup_epochs": 0,
         },
         "cpu": {
             "n_trials": 6,
             "epochs": 8,
             "image_size_choices": (32, 48),
             "batch_size_choices": (32, 64),
+            "pruner_startup_trials": 2,
+            "pruner_warmup_epochs": 2,
         },
         "paper": {},
     }
@@ -252,8 +285,10 @@ class TuneConfig(StepConfig):
 class MainConfig(StepConfig):
     """simulate -> shard -> train -> evaluate -> register -> predict, as child runs."""
 
-    env_manager: str = "local"
+    env_manager: str = "local"  # passed down to every step's `mlflow run`
     model_name: str = "gz-decals"
+    reuse: bool = True  # skip a step whose FINISHED run has the same params and git commit
+    # Per-step parameters, "<step>.<param>=<value>,...", e.g. "train.epochs=3,simulate.seed=1".
     extra: dict[str, str] = field(default_factory=dict)
 
     PRESETS: ClassVar[dict[str, dict[str, Any]]] = {"debug": {}, "cpu": {}, "paper": {}}

@@ -80,7 +80,9 @@ class Schema:
         self._answers = {a.label_col: a for a in self.answers}
 
     def __repr__(self) -> str:
-        return f"Schema({self.name!r}, {len(self.questions)} questions, {len(self.answers)} answers)"
+        return (
+            f"Schema({self.name!r}, {len(self.questions)} questions, {len(self.answers)} answers)"
+        )
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Schema) and self.to_dict() == other.to_dict()
@@ -211,7 +213,9 @@ class Schema:
             return UserError(f"{source}: {problem}")
 
         if not isinstance(tree, dict) or not isinstance(tree.get("questions"), list):
-            raise fail("expected a mapping with a 'questions' list (see gz_experiments/trees/gzd5.yaml)")
+            raise fail(
+                "expected a mapping with a 'questions' list (see gz_experiments/trees/gzd5.yaml)"
+            )
         name = str(tree.get("name") or Path(source).stem)
         raw_questions = tree["questions"]
         if not raw_questions:
@@ -229,15 +233,15 @@ class Schema:
             seen_q.add(q_name)
             answer_names = [str(a) for a in raw["answers"] or []]
             if len(answer_names) < 2:
-                raise fail(f"question {q_name!r} has {len(answer_names)} answer(s); it needs at least 2")
+                raise fail(
+                    f"question {q_name!r} has {len(answer_names)} answer(s); it needs at least 2"
+                )
             duplicates = sorted({a for a in answer_names if answer_names.count(a) > 1})
             if duplicates:
                 raise fail(f"question {q_name!r} repeats answer(s) {duplicates}")
             parents = raw.get("parents", raw.get("parent"))
             parents = [] if parents is None else [parents] if isinstance(parents, str) else parents
-            answers = tuple(
-                Answer(q_name, a, next_index + j) for j, a in enumerate(answer_names)
-            )
+            answers = tuple(Answer(q_name, a, next_index + j) for j, a in enumerate(answer_names))
             next_index += len(answers)
             questions.append(Question(q_name, answers, tuple(str(p) for p in parents), i))
 

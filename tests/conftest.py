@@ -23,11 +23,24 @@ def shared_data(name: str) -> Path:
     return path
 
 
+@pytest.fixture(scope="session")
+def migrated_tracking_db(tmp_path_factory) -> Path:
+    """An empty MLflow sqlite store, migrated once: each new store runs dozens of migrations."""
+    from mlflow.tracking import MlflowClient
+
+    path = tmp_path_factory.mktemp("mlflow-template") / "mlflow.db"
+    MlflowClient(tracking_uri=f"sqlite:///{path}").search_experiments()
+    return path
+
+
 @pytest.fixture
-def tracking(tmp_path, monkeypatch):
+def tracking(tmp_path, monkeypatch, migrated_tracking_db):
     """A private sqlite tracking store + artifact root for one test."""
+    import shutil
+
     import mlflow
 
+    shutil.copyfile(migrated_tracking_db, tmp_path / "mlflow.db")
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     monkeypatch.delenv("MLFLOW_RUN_ID", raising=False)

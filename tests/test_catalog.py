@@ -38,14 +38,31 @@ def test_valid_catalog_resolves_relative_paths_and_float_votes(tmp_path):
 @pytest.mark.parametrize(
     "mutate, message",
     [
-        (lambda df: df.drop(columns=["gz1-class_spiral"]), r"missing vote column\(s\) \['gz1-class_spiral'\]"),
+        (
+            lambda df: df.drop(columns=["gz1-class_spiral"]),
+            r"missing vote column\(s\) \['gz1-class_spiral'\]",
+        ),
         (lambda df: df.drop(columns=["file_loc"]), "missing required column"),
-        (lambda df: df.assign(id_str=["a", "a", "b", "c", "d", "e"]), "duplicate ids.*2 row\\(s\\): 1, 2"),
-        (lambda df: df.assign(**{"gz1-class_merger": [1, -1, 0, 0, 0, 0]}), "'gz1-class_merger' is negative in 1 row\\(s\\): 2"),
+        (
+            lambda df: df.assign(id_str=["a", "a", "b", "c", "d", "e"]),
+            "duplicate ids.*2 row\\(s\\): 1, 2",
+        ),
+        (
+            lambda df: df.assign(**{"gz1-class_merger": [1, -1, 0, 0, 0, 0]}),
+            "'gz1-class_merger' is negative in 1 row\\(s\\): 2",
+        ),
         (lambda df: df.assign(**{"gz1-class_merger": [1, 0.5, 0, 0, 0, 0]}), "not a whole number"),
-        (lambda df: df.assign(**{"gz1-class_merger": [1, None, 0, 0, 0, 0]}), "is empty \\(NaN\\); pass --fill-missing-votes"),
+        (
+            lambda df: df.assign(**{"gz1-class_merger": [1, None, 0, 0, 0, 0]}),
+            "is empty \\(NaN\\); pass --fill-missing-votes",
+        ),
         (lambda df: df.assign(**{"gz1-class_merger": ["x", 0, 0, 0, 0, 0]}), "is not a number"),
-        (lambda df: df.assign(file_loc=["img/nope.png"] + [f"img/g{i}.png" for i in range(1, 6)]), "missing image files in 1 row"),
+        (
+            lambda df: df.assign(
+                file_loc=["img/nope.png"] + [f"img/g{i}.png" for i in range(1, 6)]
+            ),
+            "missing image files in 1 row",
+        ),
         (lambda df: df.assign(**{"gz1-class_total-votes": 99}), "differs from the sum"),
     ],
 )
@@ -77,7 +94,10 @@ def test_split_is_seeded_disjoint_and_complete(tmp_path):
     assert all(a[k]["id_str"].tolist() == b[k]["id_str"].tolist() for k in a)
     ids = pd.concat(a.values())["id_str"]
     assert ids.is_unique and len(ids) == 100
-    assert split_catalog(df, 0.1, 0.2, seed=4)["test"]["id_str"].tolist() != a["test"]["id_str"].tolist()
+    assert (
+        split_catalog(df, 0.1, 0.2, seed=4)["test"]["id_str"].tolist()
+        != a["test"]["id_str"].tolist()
+    )
 
 
 def test_real_gz1_catalog_loads_as_one_vote_per_galaxy():

@@ -12,13 +12,19 @@ from .conftest import REPO
 
 
 def test_preset_then_flags_kebab_and_snake():
-    cfg = parse_config(TrainConfig, ["--preset", "debug", "--batch-size", "4", "--learning_rate", "0.01"], None)
+    cfg = parse_config(
+        TrainConfig, ["--preset", "debug", "--batch-size", "4", "--learning_rate", "0.01"], None
+    )
     assert cfg.preset == "debug" and cfg.architecture == "small_cnn"
     assert cfg.batch_size == 4 and cfg.learning_rate == 0.01
 
 
 def test_empty_string_means_preset_value_and_types_convert():
-    cfg = parse_config(TrainConfig, ["--preset", "paper", "--epochs", "", "--greyscale", "false", "--epochs", "3.0"], None)
+    cfg = parse_config(
+        TrainConfig,
+        ["--preset", "paper", "--epochs", "", "--greyscale", "false", "--epochs", "3.0"],
+        None,
+    )
     assert cfg.epochs == 3 and cfg.greyscale is False
     assert parse_config(TrainConfig, ["--preset", "paper", "--epochs", ""], None).epochs == 1000
 
@@ -57,9 +63,7 @@ def test_entry_point_turns_user_error_into_one_line_and_exit_2(capsys):
     assert "Traceback" not in err
 
 
-ENTRY_POINTS = sorted(
-    p.stem for p in (REPO / "entry_points").glob("*.py") if p.stem != "__init__"
-)
+ENTRY_POINTS = sorted(p.stem for p in (REPO / "entry_points").glob("*.py") if p.stem != "__init__")
 
 
 @pytest.mark.parametrize("name", ENTRY_POINTS)
@@ -78,7 +82,10 @@ def test_python_m_entry_point_help_in_a_real_process():
         pytest.skip("no entry points yet")
     out = subprocess.run(
         [sys.executable, "-m", f"entry_points.{ENTRY_POINTS[0]}", "--help"],
-        capture_output=True, text=True, timeout=120, cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=REPO,
     )
     assert out.returncode == 0, out.stderr[-2000:]
     assert "usage:" in out.stdout

@@ -19,7 +19,7 @@ def _random_batch(schema, n=64, seed=0):
     for start, end in schema.question_index_groups:
         total = rng.integers(0, 45, size=n)
         p = rng.dirichlet(np.ones(end - start + 1), size=n)
-        counts[:, start : end + 1] = [rng.multinomial(t, pi) for t, pi in zip(total, p)]
+        counts[:, start : end + 1] = [rng.multinomial(t, pi) for t, pi in zip(total, p, strict=True)]
     return counts, alpha
 
 
@@ -58,10 +58,14 @@ def test_zero_vote_question_contributes_exactly_zero_loss_and_gradient():
 def test_gradients_finite_at_extreme_logits():
     schema = get_schema("gzd5")
     counts, _ = _random_batch(schema, n=4, seed=3)
-    logits = tf.Variable(np.full((4, schema.n_answers), 50.0, np.float32) * np.sign(
-        np.random.default_rng(4).normal(size=(4, schema.n_answers))).astype(np.float32))
+    logits = tf.Variable(
+        np.full((4, schema.n_answers), 50.0, np.float32)
+        * np.sign(np.random.default_rng(4).normal(size=(4, schema.n_answers))).astype(np.float32)
+    )
     with tf.GradientTape() as tape:
-        loss = tf.reduce_sum(dirichlet_multinomial_nll(counts, concentrations_from_logits(logits), schema))
+        loss = tf.reduce_sum(
+            dirichlet_multinomial_nll(counts, concentrations_from_logits(logits), schema)
+        )
     assert np.isfinite(loss.numpy())
     assert np.all(np.isfinite(tape.gradient(loss, logits).numpy()))
 

@@ -6,7 +6,13 @@ import pytest
 from gz_experiments.errors import UserError
 from gz_experiments.schema import BUILTIN_TREES, get_schema
 
-EXPECTED_SIZES = {"gzd5": (10, 34), "dr8": (10, 34), "gzd12": (10, 30), "gz2": (10, 30), "gz1": (1, 5)}
+EXPECTED_SIZES = {
+    "gzd5": (10, 34),
+    "dr8": (10, 34),
+    "gzd12": (10, 30),
+    "gz2": (10, 30),
+    "gz1": (1, 5),
+}
 
 
 @pytest.mark.parametrize("name", BUILTIN_TREES)
@@ -22,11 +28,21 @@ def test_builtin_tree_sizes_and_contiguous_answers(name):
 def test_gzd5_matches_zoobot_index_groups_and_faithful_parents():
     schema = get_schema("gzd5")
     assert schema.question_index_groups == [
-        (0, 2), (3, 4), (5, 6), (7, 9), (10, 14), (15, 17), (18, 20), (21, 23), (24, 29), (30, 33)
+        (0, 2),
+        (3, 4),
+        (5, 6),
+        (7, 9),
+        (10, 14),
+        (15, 17),
+        (18, 20),
+        (21, 23),
+        (24, 29),
+        (30, 33),
     ]
     assert schema.question("bar").parents == ("disk-edge-on_no",)
     assert set(schema.question("merging").parents) == {
-        "smooth-or-featured_smooth", "smooth-or-featured_featured-or-disk"
+        "smooth-or-featured_smooth",
+        "smooth-or-featured_featured-or-disk",
     }
     assert schema.label_cols[0] == "smooth-or-featured_smooth"
     assert schema.answer("spiral-arm-count_more-than-4").index == 28
@@ -42,14 +58,18 @@ def test_p_asked_chain_and_two_parent_question():
     schema = get_schema("gzd5")
     fractions = np.zeros(schema.n_answers)
     values = {
-        "smooth-or-featured_smooth": 0.2, "smooth-or-featured_featured-or-disk": 0.7,
-        "smooth-or-featured_artifact": 0.1, "disk-edge-on_yes": 0.4, "disk-edge-on_no": 0.6,
-        "has-spiral-arms_yes": 0.5, "has-spiral-arms_no": 0.5,
+        "smooth-or-featured_smooth": 0.2,
+        "smooth-or-featured_featured-or-disk": 0.7,
+        "smooth-or-featured_artifact": 0.1,
+        "disk-edge-on_yes": 0.4,
+        "disk-edge-on_no": 0.6,
+        "has-spiral-arms_yes": 0.5,
+        "has-spiral-arms_no": 0.5,
     }
     for col, v in values.items():
         fractions[schema.answer(col).index] = v
     asked = schema.p_asked(fractions)
-    by_name = dict(zip([q.name for q in schema.questions], asked))
+    by_name = dict(zip([q.name for q in schema.questions], asked, strict=True))
     assert by_name["smooth-or-featured"] == 1.0
     assert by_name["disk-edge-on"] == pytest.approx(0.7)
     assert by_name["bar"] == pytest.approx(0.7 * 0.6)
@@ -79,10 +99,13 @@ def _write(tmp_path, tree, suffix=".yaml"):
     return path
 
 
-GOOD = {"name": "t", "questions": [
-    {"name": "a", "answers": ["x", "y"]},
-    {"name": "b", "answers": ["p", "q"], "parents": ["a_x"]},
-]}
+GOOD = {
+    "name": "t",
+    "questions": [
+        {"name": "a", "answers": ["x", "y"]},
+        {"name": "b", "answers": ["p", "q"], "parents": ["a_x"]},
+    ],
+}
 
 
 @pytest.mark.parametrize("suffix", [".yaml", ".json"])
@@ -95,7 +118,10 @@ def test_user_tree_loads_from_yaml_or_json(tmp_path, suffix):
 @pytest.mark.parametrize(
     "questions, message",
     [
-        ([{"name": "a", "answers": ["x", "y"]}, {"name": "a", "answers": ["p", "q"]}], "appears twice"),
+        (
+            [{"name": "a", "answers": ["x", "y"]}, {"name": "a", "answers": ["p", "q"]}],
+            "appears twice",
+        ),
         ([{"name": "a", "answers": ["x"]}], "needs at least 2"),
         ([{"name": "a", "answers": ["x", "y"], "parents": ["zz_x"]}], "not an answer column"),
         (

@@ -154,7 +154,9 @@ def active_run_id() -> str:
 
 def download_artifacts(run_id: str, path: str, dst: str | Path | None = None) -> Path:
     dst = dst or tempfile.mkdtemp(prefix="gz-artifacts-")
-    local = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=path, dst_path=str(dst))
+    local = mlflow.artifacts.download_artifacts(
+        run_id=run_id, artifact_path=path, dst_path=str(dst)
+    )
     return Path(local)
 
 

@@ -1,0 +1,242 @@
+"""Training throughput: our training step vs a bare `keras.Model.fit`, and glibc malloc settings.
+
+Exact command (from the repo root, venv active; ~15 min on 2 cores):
+
+    python -m benchmarks.bench_train
+    python -m benchmarks.bench_train --sizes 64 --steps 6 --epochs 3     # ~2 min
+
+For each EfficientNetB0 image size (the encoder's input; shards are stored at size / 0.75 and
+centre/random-cropped back, as in the paper's 300 -> 224), two measurements side by side in one
+process, greyscale, batch 32:
+
+- **ours**: `train.fit` reading PNG TFRecord shards through `data.make_dataset`, with the
+  `MlflowEpochLogger` callback (sqlite store) and the checkpointing callback — the real step;
+- **bare**: the same compiled model (`build_model` + `compile_model`), `model.fit` on in-memory
+  NumPy tensors of the same shape, no callbacks.
+
+Throughput = training images / training seconds of each epoch (validation and checkpoint saving
+excluded, for both), the median over epochs after the first (which includes tracing). Target:
+ours / bare >= 0.9.
+
+The whole measurement runs twice, in fresh subprocesses: with glibc's default allocator settings
+and with the Makefile's `MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=100000000000
+MALLOC_TOP_PAD_=1073741824` (they must be set before the process starts). This VM's timings vary by
+up to ~40 % between runs, so only ratios within one table are meaningful.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+MALLOC_ENV = {
+    "MALLOC_MMAP_MAX_": "0",
+    "MALLOC_TRIM_THRESHOLD_": "100000000000",
+    "MALLOC_TOP_PAD_": "1073741824",
+}
+BATCH = 32
+CROP = 0.75
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--sizes", default="64,128,224", help="encoder image sizes, comma-separated"
+    )
+    parser.add_argument("--steps", type=int, default=8, help="training steps per epoch")
+    parser.add_argument("--epochs", type=int, default=3, help="epochs (the first is discarded)")
+    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    return parser.parse_args(argv)
+
+
+# ---- one measurement process ------------------------------------------------------------------
+
+
+def synthetic_catalog(folder: Path, n: int, size: int) -> Path:
+    """Noisy discs as PNGs with random vote counts: decoding cost like real galaxy images."""
+    import numpy as np
+    import pandas as pd
+    from PIL import Image
+
+    from gz_experiments.schema import get_schema
+
+    schema = get_schema("gzd5")
+    rng = np.random.default_rng(0)
+    (folder / "images").mkdir(parents=True)
+    yy, xx = np.mgrid[:size, :size] - size / 2
+    rows = []
+    for i in range(n):
+        disc = np.hypot(xx, yy) < rng.uniform(size / 8, size / 2)
+        pixels = np.clip(disc * 180 + rng.normal(30, 15, (size, size)), 0, 255).astype(np.uint8)
+        path = folder / "images" / f"g{i}.png"
+        Image.fromarray(pixels).convert("RGB").save(path)
+        votes = rng.integers(0, 6, schema.n_answers)
+        rows.append(
+            {
+                "id_str": f"g{i}",
+                "file_loc": str(path),
+                **dict(zip(schema.label_cols, votes, strict=True)),
+            }
+        )
+    catalog = folder / "catalog.csv"
+    pd.DataFrame(rows).to_csv(catalog, index=False)
+    return catalog
+
+
+def median_after_first(values: list[float]) -> float:
+    return statistics.median(values[1:] if len(values) > 1 else values)
+
+
+def epoch_timer(images_per_epoch: int, rates: list[float]):
+    """A Keras callback appending images / second of each epoch (no validation in the bare fit)."""
+    import keras
+
+    class EpochTimer(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            self.start = time.perf_counter()
+
+        def on_epoch_end(self, epoch, logs=None):
+            rates.append(images_per_epoch / (time.perf_counter() - self.start))
+
+    return EpochTimer()
+
+
+def measure_bare(spec, config) -> float:
+    import numpy as np
+
+    from gz_experiments.models import build_model
+    from gz_experiments.train import compile_model
+
+    n = config.steps_per_epoch * BATCH
+    rng = np.random.default_rng(0)
+    x = rng.random((n, spec.input_size, spec.input_size, 1), dtype=np.float32)
+    y = rng.integers(0, 6, (n, len(spec.label_cols))).astype(np.float32)
+    model = build_model(spec, seed=0)
+    compile_model(model, config, spec)
+    rates: list[float] = []
+    timer = epoch_timer(n, rates)
+    model.fit(
+        x, y, batch_size=BATCH, epochs=config.epochs, shuffle=False, verbose=0, callbacks=[timer]
+    )
+    return median_after_first(rates)
+
+
+def measure_ours(config, manifest, work_dir: Path) -> float:
+    import mlflow
+    from mlflow.tracking import MlflowClient
+
+    from gz_experiments.tracking.keras_callback import MlflowEpochLogger
+    from gz_experiments.train import CHECKPOINT_DIR, fit
+
+    with mlflow.start_run() as run:
+        logger = MlflowEpochLogger(
+            images_per_epoch=config.steps_per_epoch * BATCH,
+            checkpoint_dir=work_dir / CHECKPOINT_DIR,
+        )
+        fit(config, manifest, callbacks=[logger], work_dir=work_dir)
+    history = MlflowClient().get_metric_history(run.info.run_id, "images_per_second")
+    return median_after_first([m.value for m in sorted(history, key=lambda m: m.step)])
+
+
+def worker(args: argparse.Namespace) -> None:
+    """Measure every size in this process; print one JSON line per size."""
+    with tempfile.TemporaryDirectory(prefix="gz-bench-train-") as tmp:
+        tmp = Path(tmp)
+        os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{tmp / 'mlflow.db'}"
+        from gz_experiments.config import ShardConfig, TrainConfig
+        from gz_experiments.shards import write_shards
+        from gz_experiments.train import model_spec
+
+        for size in [int(s) for s in args.sizes.split(",")]:
+            input_size = round(size / CROP)
+            folder = tmp / f"s{size}"
+            shard_config = ShardConfig.resolve(
+                "paper",
+                catalog=str(synthetic_catalog(folder, 3 * BATCH, input_size)),
+                shard_dir=str(folder / "shards"),
+                img_size=input_size,
+                val_fraction=0.1,
+                test_fraction=0.1,
+            )
+            manifest = write_shards(shard_config, progress=False)
+            config = TrainConfig.resolve(
+                "paper",
+                shard_dir=str(folder / "shards"),
+                image_size=size,
+                crop_fraction=CROP,
+                batch_size=BATCH,
+                epochs=args.epochs,
+                steps_per_epoch=args.steps,
+                patience=100,
+                verbose=0,
+            )
+            bare = measure_bare(model_spec(config, manifest), config)
+            ours = measure_ours(config, manifest, folder / "work")
+            print(json.dumps({"size": size, "bare": bare, "ours": ours}), flush=True)
+
+
+# ---- driver -----------------------------------------------------------------------------------
+
+
+def run_worker(args: argparse.Namespace, tuned_malloc: bool) -> list[dict]:
+    env = {k: v for k, v in os.environ.items() if k not in MALLOC_ENV}
+    if tuned_malloc:
+        env.update(MALLOC_ENV)
+    env.update(TF_CPP_MIN_LOG_LEVEL="3", MLFLOW_DISABLE_TELEMETRY="true", CUDA_VISIBLE_DEVICES="-1")
+    command = [
+        sys.executable,
+        "-m",
+        "benchmarks.bench_train",
+        "--worker",
+        "--sizes",
+        args.sizes,
+        "--steps",
+        str(args.steps),
+        "--epochs",
+        str(args.epochs),
+    ]
+    out = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+    if out.returncode != 0:
+        sys.exit(f"benchmark worker failed:\n{out.stderr[-3000:]}")
+    return [json.loads(line) for line in out.stdout.splitlines() if line.startswith("{")]
+
+
+def main(argv=None) -> None:
+    args = parse_args(argv)
+    if args.worker:
+        worker(args)
+        return
+    started = time.perf_counter()
+    results = {tuned: run_worker(args, tuned) for tuned in (False, True)}
+    print(
+        f"EfficientNetB0, greyscale, batch {BATCH}, {args.steps} steps x {args.epochs} epochs, "
+        f"{os.cpu_count()} cores; img/s = training images / training seconds"
+    )
+    print("\n| size | malloc | bare fit img/s | ours img/s | ours / bare |")
+    print("|---|---|---|---|---|")
+    for tuned, rows in results.items():
+        for row in rows:
+            label = "Makefile" if tuned else "default"
+            print(
+                f"| {row['size']} | {label} | {row['bare']:.1f} | {row['ours']:.1f} | "
+                f"{row['ours'] / row['bare']:.2f} |"
+            )
+    print("\n| size | ours, default malloc | ours, Makefile malloc | Makefile / default |")
+    print("|---|---|---|---|")
+    for default, tuned in zip(results[False], results[True], strict=True):
+        print(
+            f"| {default['size']} | {default['ours']:.1f} | {tuned['ours']:.1f} | "
+            f"{tuned['ours'] / default['ours']:.2f} |"
+        )
+    print(f"\nwall time {time.perf_counter() - started:.0f} s")
+
+
+if __name__ == "__main__":
+    main()

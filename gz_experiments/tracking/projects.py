@@ -1,0 +1,130 @@
+"""Running MLflow-project entry points as child runs, and finding finished runs to reuse.
+
+As in MLflow's `multistep_workflow` example: a step is skipped when a FINISHED run of the same
+entry point exists in the experiment with the same `-P` parameters and the same git commit
+(`mlflow.source.git.commit`, which `mlflow run` records), so a second `make demo` only re-runs
+what changed. `mlflow.projects.run` nests the child under the active (parent) run by itself.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import mlflow
+from mlflow.entities import Run
+from mlflow.exceptions import ExecutionException, MlflowException
+from mlflow.tracking import MlflowClient
+from mlflow.utils.git_utils import get_git_commit
+from mlflow.utils.mlflow_tags import MLFLOW_GIT_COMMIT, MLFLOW_PROJECT_ENTRY_POINT
+
+from gz_experiments.errors import UserError
+
+
+@dataclass(frozen=True)
+class StepRun:
+    """A finished child run: what the pipeline reads the step's outputs from."""
+
+    entry_point: str
+    run_id: str
+    reused: bool
+    params: dict[str, str] = field(default_factory=dict)
+    tags: dict[str, str] = field(default_factory=dict)
+    metrics: dict[str, float] = field(default_factory=dict)
+    artifact_uri: str = ""
+
+
+def project_commit(project_dir: str | Path) -> str | None:
+    """The commit `mlflow run` would tag on a child run of this project (None outside git)."""
+    return get_git_commit(str(Path(project_dir).resolve()))
+
+
+def find_finished_run(
+    entry_point: str, parameters: dict[str, str], git_commit: str | None, experiment_id: str
+) -> Run | None:
+    """The newest FINISHED run of `entry_point` with these parameters and commit, if any."""
+    runs = MlflowClient().search_runs(
+        [experiment_id],
+        filter_string=(
+            f"tags.`{MLFLOW_PROJECT_ENTRY_POINT}` = '{entry_point}' "
+            "and attributes.status = 'FINISHED'"
+        ),
+        order_by=["attributes.start_time DESC"],
+        max_results=200,
+    )
+    for run in runs:
+        if run.data.tags.get(MLFLOW_GIT_COMMIT) != git_commit:
+            continue
+        if all(run.data.params.get(k) == v for k, v in parameters.items()):
+            return run
+    return None
+
+
+def _step_run(run: Run, entry_point: str, reused: bool) -> StepRun:
+    return StepRun(
+        entry_point=entry_point,
+        run_id=run.info.run_id,
+        reused=reused,
+        params=dict(run.data.params),
+        tags=dict(run.data.tags),
+        metrics=dict(run.data.metrics),
+        artifact_uri=run.info.artifact_uri,
+    )
+
+
+class ProjectRunner:
+    """Runs (or reuses) the entry points of one MLflow project under the active parent run."""
+
+    def __init__(self, project_dir: str | Path, env_manager: str, reuse: bool = True):
+        parent = mlflow.active_run()
+        if parent is None:
+            raise RuntimeError("ProjectRunner needs an active (parent) MLflow run")
+        self.project_dir = str(Path(project_dir).resolve())
+        self.env_manager = env_manager
+        self.reuse = reuse
+        self.parent_run_id = parent.info.run_id
+        self.experiment_id = parent.info.experiment_id
+        self.git_commit = project_commit(self.project_dir)
+
+    def run(self, entry_point: str, parameters: dict[str, str]) -> StepRun:
+        parameters = {k: str(v) for k, v in parameters.items()}
+        if self.reuse:
+            found = find_finished_run(entry_point, parameters, self.git_commit, self.experiment_id)
+            if found is not None:
+                return _step_run(found, entry_point, reused=True)
+        try:
+            submitted = mlflow.projects.run(
+                uri=self.project_dir,
+                entry_point=entry_point,
+                parameters=parameters,
+                experiment_id=self.experiment_id,
+                env_manager=self.env_manager,
+                synchronous=True,
+            )
+        except ExecutionException as exc:
+            raise UserError(f"step {entry_point!r} failed: {exc}; see its output above") from None
+        return _step_run(MlflowClient().get_run(submitted.run_id), entry_point, reused=False)
+
+
+def registered_version(name: str, run_id: str) -> str | None:
+    """The version of registered model `name` created from `run_id`, newest first."""
+    try:
+        versions = MlflowClient().search_model_versions(f"name = '{name}' and run_id = '{run_id}'")
+    except MlflowException:
+        return None
+    return max((v.version for v in versions), key=int, default=None)
+
+
+def alias_version(name: str, alias: str) -> str | None:
+    try:
+        return MlflowClient().get_model_version_by_alias(name, alias).version
+    except MlflowException:
+        return None
+
+
+def ui_command() -> str:
+    """The `mlflow ui` command that shows this tracking store."""
+    uri = mlflow.get_tracking_uri()
+    if uri.startswith(("http://", "https://")):
+        return f"open {uri}"
+    return f"mlflow ui --backend-store-uri {uri}"

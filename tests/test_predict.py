@@ -1,0 +1,207 @@
+"""Predictions: MC sampling modes, output columns, input kinds, streaming, skipped galaxies."""
+
+from __future__ import annotations
+
+import base64
+import io
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+from PIL import Image
+
+from gz_experiments.batch_predict import predict_to_file
+from gz_experiments.errors import UserError
+from gz_experiments.predict import make_sampler, output_columns, predict, predict_frame, summarise
+from gz_experiments.schema import get_schema
+
+from .conftest import shared_data
+from .tiny_models import REAL_IMAGES, save_tiny_model, tiny_spec
+
+SCHEMA = get_schema("gzd5")
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    """(keras model, spec): an untrained small_cnn taking 32px greyscale, dropout 0.5."""
+    import keras
+
+    spec = tiny_spec()
+    path = save_tiny_model(tmp_path_factory.mktemp("model") / "m.keras", spec)
+    return keras.models.load_model(path, compile=False), spec
+
+
+@pytest.fixture(scope="module")
+def real_pngs():
+    return sorted((shared_data(REAL_IMAGES) / "images").glob("*.png"))
+
+
+def png_bytes(seed: int = 0, size: int = 40) -> bytes:
+    pixels = np.random.default_rng(seed).integers(0, 255, (size, size, 3), dtype=np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def check_table(df: pd.DataFrame, n_samples: int) -> None:
+    assert list(df.columns) == output_columns(SCHEMA, n_samples)
+    for q in SCHEMA.questions:
+        sums = df[[f"{c}_fraction" for c in q.label_cols]].sum(axis=1)
+        np.testing.assert_allclose(sums, 1.0, atol=1e-5)
+    np.testing.assert_allclose(df["smooth-or-featured_p_asked"], 1.0)
+    assert (
+        ((df.filter(like="_p_asked") >= 0) & (df.filter(like="_p_asked") <= 1 + 1e-6)).all().all()
+    )
+
+
+def test_summarise_uses_the_per_question_dirichlet_mean_and_its_spread():
+    concentrations = np.ones((1, 2, SCHEMA.n_answers))
+    concentrations[0, 0, 0], concentrations[0, 1, 0] = 2.0, 4.0  # smooth in pass 0 and pass 1
+    df = summarise(["g"], concentrations, SCHEMA, keep=True)
+    # smooth-or-featured has 3 answers: means 2/4 and 4/6 -> expected 7/12, spread 1/12
+    assert df["smooth-or-featured_smooth_fraction"][0] == pytest.approx(7 / 12)
+    assert df["smooth-or-featured_smooth_fraction_std"][0] == pytest.approx(1 / 12)
+    assert df["smooth-or-featured_smooth_concentration_1"][0] == 4.0
+    assert df["disk-edge-on_yes_fraction_std"][0] == 0.0
+    check_table(df, n_samples=2)
+
+
+def test_head_mode_without_dropout_equals_a_deterministic_pass(tiny):
+    import keras
+
+    model = keras.models.clone_model(tiny[0])
+    model.set_weights(tiny[0].get_weights())
+    model.get_layer("head").get_layer("dropout").rate = 0.0
+    images = np.random.default_rng(0).random((3, 32, 32, 1), dtype=np.float32)
+    samples = make_sampler(model, 4, "head")(images).numpy()
+    assert samples.shape == (3, 4, SCHEMA.n_answers)
+    expected = model(images, training=False).numpy()
+    for i in range(4):
+        np.testing.assert_allclose(samples[:, i], expected, rtol=1e-5)
+
+
+def test_head_and_full_modes_sample_different_dropout_masks(tiny):
+    model, _ = tiny
+    images = np.random.default_rng(1).random((2, 32, 32, 1), dtype=np.float32)
+    for mode in ("head", "full"):
+        samples = make_sampler(model, 5, mode)(images).numpy()
+        assert samples.shape == (2, 5, SCHEMA.n_answers)
+        assert np.all(samples > 1.0) and np.all(samples < 101.0)
+        assert np.ptp(samples, axis=1).max() > 1e-3, f"{mode}: all passes identical"
+
+
+def test_folder_of_real_images_skips_a_corrupt_one_and_reports_it(tiny, real_pngs, tmp_path):
+    folder = tmp_path / "images"
+    (folder / "sub").mkdir(parents=True)
+    for png in real_pngs[:5]:
+        (folder / png.name).symlink_to(png)
+    (folder / "sub" / "extra.png").symlink_to(real_pngs[5])
+    (folder / "broken.png").write_bytes(b"not a png at all")
+    (folder / ".DS_Store").write_bytes(b"hidden files are ignored")
+    df = predict(tiny[0], tiny[1], folder, n_samples=3, batch_size=4)
+    check_table(df, n_samples=3)
+    assert len(df) == 6
+    assert "sub/extra" in set(df["id_str"]) and real_pngs[0].stem in set(df["id_str"])
+    skipped = df.attrs["skipped"]
+    assert skipped["id_str"].tolist() == ["broken"]
+    assert "PNG or JPEG" in skipped["reason"][0]
+
+
+def test_unsupported_files_in_a_folder_are_listed(tiny, tmp_path):
+    (tmp_path / "a.png").write_bytes(png_bytes())
+    (tmp_path / "notes.txt").write_text("x")
+    (tmp_path / "cube.fits").write_bytes(b"x")
+    with pytest.raises(UserError, match=r"2 file\(s\) are not .*cube.fits, notes.txt"):
+        predict(tiny[0], tiny[1], tmp_path)
+
+
+@pytest.mark.parametrize("source", ["empty_dir", "empty_list", "missing"])
+def test_empty_or_missing_input_is_a_clear_error(tiny, tmp_path, source):
+    (tmp_path / "empty_dir").mkdir()
+    given = {"empty_dir": tmp_path / "empty_dir", "empty_list": [], "missing": tmp_path / "nope"}
+    with pytest.raises(UserError, match="no galaxies|no such file"):
+        predict(tiny[0], tiny[1], given[source])
+
+
+def test_catalog_streams_to_parquet_batch_by_batch(tiny, real_pngs, tmp_path):
+    rows = [{"id_str": p.stem, "file_loc": str(p)} for p in real_pngs[:7]]
+    rows.append({"id_str": "gone", "file_loc": "images/missing.png"})  # relative to the catalog
+    catalog = tmp_path / "catalog.csv"
+    pd.DataFrame(rows).to_csv(catalog, index=False)
+    out = tmp_path / "out" / "predictions.parquet"
+    report = predict_to_file(
+        tiny[0], tiny[1], catalog, out, n_samples=2, batch_size=3, progress=False
+    )
+    assert (report.n_predicted, len(report.skipped), report.n_inputs) == (7, 1, 8)
+    assert report.skipped[0][0] == "gone" and "not found" in report.skipped[0][2]
+    # one row group per batch: rows were written as they came, not gathered in memory
+    assert pq.ParquetFile(out).num_row_groups == 3
+    df = pd.read_parquet(out)
+    check_table(df, n_samples=2)
+    assert df["id_str"].tolist() == [p.stem for p in real_pngs[:7]]
+
+
+def test_csv_output_matches_the_in_memory_table(tiny, real_pngs, tmp_path):
+    report = predict_to_file(
+        tiny[0], tiny[1], real_pngs[:3], tmp_path / "p.csv", n_samples=2, progress=False
+    )
+    df = pd.read_csv(tmp_path / "p.csv", dtype={"id_str": str})
+    assert report.n_predicted == 3
+    check_table(df, n_samples=2)
+
+
+def test_frame_with_base64_and_bytes_images_keeps_ids_and_rows(tiny):
+    b64 = base64.b64encode(png_bytes(1)).decode()
+    frame = pd.DataFrame({"image": [b64, png_bytes(2), f"data:image/png;base64,{b64}"],
+                          "id_str": ["a", "b", "c"]})  # fmt: skip
+    df = predict_frame(tiny[0], tiny[1], frame, n_samples=2)
+    assert df["id_str"].tolist() == ["a", "b", "c"]
+    assert list(df.columns) == output_columns(SCHEMA, n_samples=0)
+    check_table(df, n_samples=0)
+
+
+def test_frame_with_an_unreadable_image_names_the_row(tiny):
+    frame = pd.DataFrame({"image": [base64.b64encode(png_bytes()).decode(), "%%%not-base64%%%"]})
+    with pytest.raises(UserError, match="row 1 .*base64"):
+        predict_frame(tiny[0], tiny[1], frame)
+    with pytest.raises(UserError, match="'file_loc' .* or 'image'"):
+        predict_frame(tiny[0], tiny[1], pd.DataFrame({"path": ["x.png"]}))
+
+
+def test_shard_folder_predicts_its_split_in_manifest_order(tiny, real_pngs, tmp_path):
+    from gz_experiments.config import ShardConfig
+    from gz_experiments.shards import write_shards
+
+    catalog = tmp_path / "unlabelled.csv"
+    pd.DataFrame({"id_str": [p.stem for p in real_pngs[:6]], "file_loc": real_pngs[:6]}).to_csv(
+        catalog, index=False
+    )
+    config = ShardConfig.resolve(
+        "debug", unlabelled_catalog=str(catalog), img_size=32, shard_size=4,
+        shard_dir=str(tmp_path / "shards"), schema="gzd5", n_workers=1,
+    )  # fmt: skip
+    write_shards(config, progress=False)
+    df = predict(tiny[0], tiny[1], tmp_path / "shards", n_samples=2, batch_size=4)
+    assert df["id_str"].tolist() == [p.stem for p in real_pngs[:6]]  # the catalog's order
+    check_table(df, n_samples=2)
+    with pytest.raises(UserError, match="64px"):
+        predict(tiny[0], tiny_spec(input_size=64), tmp_path / "shards")
+
+
+def test_samplers_are_compiled_once_per_model_and_setting(tiny):
+    model = tiny[0]
+    assert make_sampler(model, 3, "head") is make_sampler(model, 3, "head")
+    assert make_sampler(model, 3, "head") is not make_sampler(model, 3, "full")
+    with pytest.raises(UserError, match="mc_mode"):
+        make_sampler(model, 3, "both")
+
+
+def test_a_seed_reproduces_the_mc_samples(tiny, real_pngs):
+    model, spec = tiny
+    first = predict(model, spec, real_pngs[:3], n_samples=3, mc_mode="full", seed=7)
+    again = predict(model, spec, real_pngs[:3], n_samples=3, mc_mode="full", seed=7)
+    other = predict(model, spec, real_pngs[:3], n_samples=3, mc_mode="full", seed=8)
+    values = first.columns[1:]
+    np.testing.assert_array_equal(first[values].to_numpy(), again[values].to_numpy())
+    assert not np.allclose(first[values].to_numpy(), other[values].to_numpy())

@@ -1,0 +1,254 @@
+"""train.fit (checkpoints, resume, early stopping), the MLflow epoch logger, run_training."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import keras
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+from gz_experiments.config import ShardConfig, TrainConfig
+from gz_experiments.errors import UserError
+from gz_experiments.schema import get_schema
+from gz_experiments.shards import write_shards
+from gz_experiments.train import (
+    BEST,
+    LAST,
+    STATE,
+    Checkpointer,
+    EpochLine,
+    TrainState,
+    compile_model,
+    fit,
+    model_spec,
+    progress_callbacks,
+)
+
+from .conftest import REPO
+
+SCHEMA = get_schema("gzd5")
+QUESTIONS = [q.name for q in SCHEMA.questions]
+
+
+def write_catalog(folder: Path, n: int = 60, size: int = 32, seed: int = 0) -> Path:
+    """Discs whose radius drives the smooth/featured votes: a little signal to learn."""
+    rng = np.random.default_rng(seed)
+    (folder / "images").mkdir(parents=True)
+    yy, xx = np.mgrid[:size, :size] - size / 2
+    rows = []
+    for i in range(n):
+        radius = rng.uniform(2, size / 2)
+        pixels = np.clip(
+            (np.hypot(xx, yy) < radius) * 200 + rng.normal(20, 10, (size, size)), 0, 255
+        )
+        path = folder / "images" / f"g{i}.png"
+        Image.fromarray(pixels.astype(np.uint8)).convert("RGB").save(path)
+        votes = rng.integers(0, 4, SCHEMA.n_answers).astype(float)
+        votes[0] = round(radius)  # smooth
+        rows.append(
+            {
+                "id_str": f"g{i}",
+                "file_loc": str(path),
+                **dict(zip(SCHEMA.label_cols, votes, strict=True)),
+            }
+        )
+    catalog = folder / "catalog.csv"
+    pd.DataFrame(rows).to_csv(catalog, index=False)
+    return catalog
+
+
+@pytest.fixture(scope="module")
+def shards(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("tiny")
+    config = ShardConfig.resolve(
+        "debug",
+        catalog=str(write_catalog(folder)),
+        shard_dir=str(folder / "shards"),
+        img_size=24,
+        val_fraction=0.2,
+        test_fraction=0.1,
+        n_workers=1,
+    )
+    write_shards(config, progress=False)
+    return folder / "shards"
+
+
+def debug_config(shards: Path, **changes) -> TrainConfig:
+    changes = {"epochs": 2, "batch_size": 16, "image_size": 16, "verbose": 0, **changes}
+    return TrainConfig.resolve("debug", shard_dir=str(shards), **changes)
+
+
+def test_fit_keeps_the_best_model_and_checkpoints(shards, tmp_path):
+    result = fit(debug_config(shards), shards, work_dir=tmp_path)
+    assert result.epochs_run == 2 and len(result.history["val_loss"]) == 2
+    assert result.best_val_loss == min(result.history["val_loss"])
+    assert result.best_epoch == 1 + int(np.argmin(result.history["val_loss"]))
+    assert {f"val_loss/{q}" for q in QUESTIONS} <= set(result.history)
+    assert {f"val_mae/{q}" for q in QUESTIONS} <= set(result.history)
+    assert {p.name for p in result.checkpoint_dir.iterdir()} == {BEST, LAST, STATE}
+    assert np.isfinite(result.baseline_val_loss) and result.baseline_val_loss > 0
+    served = keras.models.load_model(result.model_path, compile=False)
+    assert getattr(served, "optimizer", None) is None  # the logged model carries no optimizer state
+    x = np.random.default_rng(0).random((2, 24, 24, 1), dtype=np.float32)
+    np.testing.assert_allclose(served.predict(x, verbose=0), result.model.predict(x, verbose=0))
+
+
+def test_resume_continues_with_optimizer_and_early_stopping_state(shards, tmp_path):
+    first = fit(debug_config(shards, epochs=1), shards, work_dir=tmp_path / "a")
+    shutil.copytree(tmp_path / "a", tmp_path / "b")
+
+    resumed = fit(debug_config(shards, epochs=2), shards, work_dir=tmp_path / "a")
+    assert resumed.epochs_run == 2
+    assert resumed.history["val_loss"][0] == first.history["val_loss"][0]
+    last = keras.models.load_model(tmp_path / "a" / "checkpoints" / LAST)
+    steps_per_epoch = len(pd.read_parquet(shards / "catalog_train.parquet")) // 16
+    assert int(last.optimizer.iterations) == 2 * steps_per_epoch
+    again = fit(debug_config(shards, epochs=2), shards, work_dir=tmp_path / "a")  # nothing to do
+    assert again.epochs_run == 2 and again.history == resumed.history
+
+    checkpoints = tmp_path / "b" / "checkpoints"
+    state = TrainState.load(checkpoints)
+    state.best_val_loss, state.wait = -1e9, 1  # nothing can improve; one patient epoch left
+    state.save(checkpoints)
+    stopped = fit(debug_config(shards, epochs=10, patience=2), shards, work_dir=tmp_path / "b")
+    assert stopped.epochs_run == 2 and stopped.stopped_early
+
+
+def test_config_and_shard_mismatches_are_user_errors(shards):
+    from gz_experiments.manifest import load_manifest
+
+    manifest = load_manifest(shards)
+    with pytest.raises(UserError, match="pass -P schema=gzd5"):
+        model_spec(debug_config(shards, schema="gz2"), manifest)
+    with pytest.raises(UserError, match="greyscale"):
+        model_spec(debug_config(shards, greyscale=False), manifest)
+    with pytest.raises(UserError, match="crop_fraction=1.5"):
+        model_spec(debug_config(shards, crop_fraction=1.5), manifest)
+    with pytest.raises(UserError, match="lower batch_size"):
+        fit(debug_config(shards, batch_size=4096), manifest, work_dir="unused")
+
+
+def test_progress_is_quiet_in_ci_and_one_line_per_epoch_in_logs(monkeypatch):
+    assert progress_callbacks(0) == []
+    assert isinstance(progress_callbacks(2)[0], EpochLine)
+    monkeypatch.setenv("CI", "true")
+    assert progress_callbacks(-1) == []
+
+
+def test_epoch_logger_logs_every_metric_each_epoch_and_uploads_checkpoints(tracking, tmp_path):
+    import mlflow
+    from mlflow.tracking import MlflowClient
+
+    from gz_experiments.models import build_model
+    from gz_experiments.tracking.keras_callback import MlflowEpochLogger, download_checkpoints
+
+    config = TrainConfig.resolve("debug", image_size=16, verbose=0)
+    spec = model_spec_like(config)
+    model = build_model(spec, seed=0)
+    compile_model(model, config, spec)
+    rng = np.random.default_rng(0)
+    x = rng.random((32, 24, 24, 1), dtype=np.float32)
+    y = rng.integers(0, 5, (32, SCHEMA.n_answers)).astype(np.float32)
+    checkpoints = tmp_path / "checkpoints"
+    checkpoints.mkdir()
+    with mlflow.start_run() as run:
+        logger = MlflowEpochLogger(images_per_epoch=32, checkpoint_dir=checkpoints)
+        saver = Checkpointer(checkpoints, patience=5, state=TrainState())
+        model.fit(
+            x,
+            y,
+            validation_data=(x, y),
+            batch_size=16,
+            epochs=2,
+            verbose=0,
+            callbacks=[saver, logger],
+        )
+    client = MlflowClient()
+    expected = ["train_loss", "val_loss", "learning_rate", "epoch_seconds", "images_per_second"]
+    expected += [f"{kind}/{q}" for q in QUESTIONS for kind in ("train_loss", "val_loss", "val_mae")]
+    for key in expected:
+        history = client.get_metric_history(run.info.run_id, key)
+        assert sorted(m.step for m in history) == [1, 2], key
+    assert np.isclose(client.get_metric_history(run.info.run_id, "learning_rate")[0].value, 1e-3)
+    local = download_checkpoints(run.info.run_id, tmp_path / "download")
+    assert {p.name for p in local.iterdir()} == {BEST, LAST, STATE}
+    assert json.loads((local / STATE).read_text())["epoch"] == 2
+
+
+def model_spec_like(config: TrainConfig):
+    from gz_experiments.models import ModelSpec
+
+    return ModelSpec(
+        config.architecture,
+        24,
+        1,
+        config.crop_fraction,
+        config.image_size,
+        config.dropout,
+        SCHEMA.to_dict(),
+    )
+
+
+class CrashAfterFirstEpoch(keras.callbacks.Callback):
+    def on_epoch_end(self, epoch, logs=None):
+        raise RuntimeError("simulated crash")
+
+
+def test_run_training_logs_the_run_and_resumes_a_crashed_one(shards, tracking, tmp_path):
+    from mlflow.tracking import MlflowClient
+
+    from gz_experiments.experiment import run_training
+
+    config = debug_config(shards, epochs=2, patience=5)
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        run_training(config, callbacks=[CrashAfterFirstEpoch()])
+    client = MlflowClient()
+    (crashed,) = client.search_runs([os.environ["MLFLOW_EXPERIMENT_ID"]])
+    assert crashed.info.status == "FAILED"
+
+    result = run_training(TrainConfig.resolve("debug", resume_run_id=crashed.info.run_id))
+    run = client.get_run(crashed.info.run_id)
+    assert result.run_id == crashed.info.run_id and run.info.status == "FINISHED"
+    assert [m.step for m in client.get_metric_history(result.run_id, "val_loss")] == [1, 2]
+    assert run.data.metrics["epochs_run"] == 2
+    assert run.data.metrics["best_val_loss"] == pytest.approx(result.best_val_loss)
+    assert run.data.metrics["baseline_val_loss"] == pytest.approx(result.baseline_val_loss)
+    assert (
+        run.data.tags["gz.schema"] == "gzd5" and len(run.data.tags["gz.data_manifest_sha256"]) == 64
+    )
+    assert run.data.params["train.batch_size"] == "16"
+    artifacts = {f.path for f in client.list_artifacts(result.run_id)}
+    assert {"checkpoints", "data", "plots", "model_summary.txt", "train_config.yaml"} <= artifacts
+    plots = {f.path for f in client.list_artifacts(result.run_id, "plots")}
+    assert plots == {"plots/loss.png", "plots/per_question_loss.png"}
+    from gz_experiments.tracking.models import load_galaxy_model
+
+    model, spec = load_galaxy_model(f"runs:/{result.run_id}/model")
+    assert spec == result.spec and model.output_shape == (None, SCHEMA.n_answers)
+    with pytest.raises(UserError, match="already finished"):
+        run_training(TrainConfig.resolve("debug", resume_run_id=result.run_id))
+
+
+def test_mirrored_replicas_take_the_same_step_as_one_device():
+    """Keras 3 scales the loss by the global batch under tf.distribute (losses.py docstring)."""
+    script = REPO / "tests" / "mirrored_step.py"
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": "-1"}
+    out = subprocess.run(
+        [sys.executable, str(script)],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=REPO,
+        timeout=120,
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    replicas, relative_difference = out.stdout.split()[-2:]
+    assert replicas == "2" and float(relative_difference) < 1e-5

@@ -1,0 +1,45 @@
+"""Tiny untrained galaxy models and fake training runs, shared by the predict/registry tests."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from gz_experiments.models import ModelSpec, build_model
+from gz_experiments.schema import get_schema
+
+REAL_IMAGES = "gzd5_real_128"
+
+
+def tiny_spec(input_size: int = 32, channels: int = 1, dropout: float = 0.5) -> ModelSpec:
+    return ModelSpec(
+        architecture="small_cnn",
+        input_size=input_size,
+        channels=channels,
+        crop_fraction=0.75,
+        image_size=16,
+        dropout=dropout,
+        schema=get_schema("gzd5").to_dict(),
+    )
+
+
+def save_tiny_model(path: Path, spec: ModelSpec, seed: int = 0) -> Path:
+    build_model(spec, seed=seed).save(path)
+    return path
+
+
+def log_training_run(keras_path: Path, spec: ModelSpec, val_loss: float, *,
+                     manifest_hash: str = "abc123", fail: bool = False) -> str:  # fmt: skip
+    """A run that looks like the train step's: gz.* tags, best_val_loss, a logged model."""
+    import mlflow
+
+    from gz_experiments.tracking.models import log_galaxy_model
+
+    with mlflow.start_run() as run:
+        mlflow.set_tags(
+            {"gz.step": "train", "gz.schema": "gzd5", "gz.data_manifest_sha256": manifest_hash}
+        )
+        mlflow.log_metric("best_val_loss", val_loss)
+        log_galaxy_model(keras_path, spec, extra_metadata={"best_val_loss": val_loss})
+        if fail:
+            mlflow.end_run("FAILED")
+    return run.info.run_id
