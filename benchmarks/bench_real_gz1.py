@@ -147,9 +147,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     # (42 of 64 px, enlarged to image_size) zooms in and, at any training offset, keeps it whole.
     parser.add_argument("--crop-fraction", type=float, default=0.65)
     parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--epochs", type=int, default=25)
-    parser.add_argument("--patience", type=int, default=5)
-    parser.add_argument("--learning-rate", type=float, default=1e-3)
+    # The validation loss is noisy epoch to epoch (BatchNorm, small val split): a lower rate and
+    # more patience than the cpu preset's let it keep improving (measured: still at 40 epochs).
+    parser.add_argument("--epochs", type=int, default=60)
+    parser.add_argument("--patience", type=int, default=10)
+    parser.add_argument("--learning-rate", type=float, default=5e-4)
     parser.add_argument("--n-workers", type=int, default=0, help="sharding processes; 0 = all")
     parser.add_argument("--sim-model-uri", default="", help="'' = train a cpu-preset model")
     parser.add_argument("--skip-simulator", action="store_true")

@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -51,7 +52,7 @@ def parse_args(argv=None) -> argparse.Namespace:
         "--sizes", default="64,128,224", help="encoder image sizes, comma-separated"
     )
     parser.add_argument("--steps", type=int, default=8, help="training steps per epoch")
-    parser.add_argument("--epochs", type=int, default=3, help="epochs (the first is discarded)")
+    parser.add_argument("--epochs", type=int, default=4, help="epochs (the first is discarded)")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     return parser.parse_args(argv)
 
@@ -94,21 +95,37 @@ def median_after_first(values: list[float]) -> float:
     return statistics.median(values[1:] if len(values) > 1 else values)
 
 
-def epoch_timer(images_per_epoch: int, rates: list[float]):
-    """A Keras callback appending images / second of each epoch (no validation in the bare fit)."""
+def epoch_timer(images_per_epoch: int, rates: dict[str, list[float]]):
+    """A Keras callback recording the training phase of each epoch (up to validation).
+
+    Both wall-clock and process CPU time (all threads, tf.data's included): CPU time barely
+    moves when other programs compete for the two cores, wall time does.
+    """
     import keras
 
     class EpochTimer(keras.callbacks.Callback):
         def on_epoch_begin(self, epoch, logs=None):
-            self.start = time.perf_counter()
+            self.start = (time.perf_counter(), time.process_time())
+            self.done = False
+
+        def on_test_begin(self, logs=None):
+            if not self.done:
+                wall, cpu = time.perf_counter() - self.start[0], time.process_time() - self.start[1]
+                rates["wall"].append(images_per_epoch / wall)
+                rates["cpu"].append(images_per_epoch / cpu)
+                self.done = True
 
         def on_epoch_end(self, epoch, logs=None):
-            rates.append(images_per_epoch / (time.perf_counter() - self.start))
+            self.on_test_begin()
 
     return EpochTimer()
 
 
-def measure_bare(spec, config) -> float:
+def medians(rates: dict[str, list[float]]) -> dict[str, float]:
+    return {kind: median_after_first(values) for kind, values in rates.items()}
+
+
+def measure_bare(spec, config) -> dict[str, float]:
     import numpy as np
 
     from gz_experiments.models import build_model
@@ -120,29 +137,28 @@ def measure_bare(spec, config) -> float:
     y = rng.integers(0, 6, (n, len(spec.label_cols))).astype(np.float32)
     model = build_model(spec, seed=0)
     compile_model(model, config, spec)
-    rates: list[float] = []
+    rates = {"wall": [], "cpu": []}
     timer = epoch_timer(n, rates)
     model.fit(
         x, y, batch_size=BATCH, epochs=config.epochs, shuffle=False, verbose=0, callbacks=[timer]
     )
-    return median_after_first(rates)
+    return medians(rates)
 
 
-def measure_ours(config, manifest, work_dir: Path) -> float:
+def measure_ours(config, manifest, work_dir: Path) -> dict[str, float]:
     import mlflow
-    from mlflow.tracking import MlflowClient
 
     from gz_experiments.tracking.keras_callback import MlflowEpochLogger
     from gz_experiments.train import CHECKPOINT_DIR, fit
 
-    with mlflow.start_run() as run:
+    images = config.steps_per_epoch * BATCH
+    rates = {"wall": [], "cpu": []}
+    with mlflow.start_run():
         logger = MlflowEpochLogger(
-            images_per_epoch=config.steps_per_epoch * BATCH,
-            checkpoint_dir=work_dir / CHECKPOINT_DIR,
+            images_per_epoch=images, checkpoint_dir=work_dir / CHECKPOINT_DIR
         )
-        fit(config, manifest, callbacks=[logger], work_dir=work_dir)
-    history = MlflowClient().get_metric_history(run.info.run_id, "images_per_second")
-    return median_after_first([m.value for m in sorted(history, key=lambda m: m.step)])
+        fit(config, manifest, callbacks=[epoch_timer(images, rates), logger], work_dir=work_dir)
+    return medians(rates)
 
 
 def worker(args: argparse.Namespace) -> None:
@@ -179,7 +195,8 @@ def worker(args: argparse.Namespace) -> None:
             )
             bare = measure_bare(model_spec(config, manifest), config)
             ours = measure_ours(config, manifest, folder / "work")
-            print(json.dumps({"size": size, "bare": bare, "ours": ours}), flush=True)
+            peak_gb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6
+            print(json.dumps({"size": size, "bare": bare, "ours": ours, "peak_rss_gb": peak_gb}))
 
 
 # ---- driver -----------------------------------------------------------------------------------
@@ -216,24 +233,31 @@ def main(argv=None) -> None:
     started = time.perf_counter()
     results = {tuned: run_worker(args, tuned) for tuned in (False, True)}
     print(
-        f"EfficientNetB0, greyscale, batch {BATCH}, {args.steps} steps x {args.epochs} epochs, "
-        f"{os.cpu_count()} cores; img/s = training images / training seconds"
+        f"EfficientNetB0, greyscale, batch {BATCH}, {args.steps} steps x {args.epochs} epochs "
+        f"(median of epochs 2..), {os.cpu_count()} cores; img/s = training images / wall seconds, "
+        f"img/CPU-s = per CPU second of the process (robust to other load on the machine)"
     )
-    print("\n| size | malloc | bare fit img/s | ours img/s | ours / bare |")
-    print("|---|---|---|---|---|")
+    print(
+        "\n| size | malloc | bare img/s | ours img/s | ours/bare | bare img/CPU-s | ours img/CPU-s | ours/bare |"
+    )
+    print("|---|---|---|---|---|---|---|---|")
     for tuned, rows in results.items():
-        for row in rows:
-            label = "Makefile" if tuned else "default"
+        for r in rows:
+            b, o = r["bare"], r["ours"]
             print(
-                f"| {row['size']} | {label} | {row['bare']:.1f} | {row['ours']:.1f} | "
-                f"{row['ours'] / row['bare']:.2f} |"
+                f"| {r['size']} | {'Makefile' if tuned else 'default'} | {b['wall']:.1f} | "
+                f"{o['wall']:.1f} | {o['wall'] / b['wall']:.2f} | {b['cpu']:.1f} | "
+                f"{o['cpu']:.1f} | {o['cpu'] / b['cpu']:.2f} |"
             )
-    print("\n| size | ours, default malloc | ours, Makefile malloc | Makefile / default |")
-    print("|---|---|---|---|")
-    for default, tuned in zip(results[False], results[True], strict=True):
+    print(
+        "\n| size | ours img/s default / Makefile | ratio | img/CPU-s default / Makefile | ratio | peak RSS GB default / Makefile |"
+    )
+    print("|---|---|---|---|---|---|")
+    for d, t in zip(results[False], results[True], strict=True):
+        dw, tw, dc, tc = d["ours"]["wall"], t["ours"]["wall"], d["ours"]["cpu"], t["ours"]["cpu"]
         print(
-            f"| {default['size']} | {default['ours']:.1f} | {tuned['ours']:.1f} | "
-            f"{tuned['ours'] / default['ours']:.2f} |"
+            f"| {d['size']} | {dw:.1f} / {tw:.1f} | {tw / dw:.2f} | {dc:.1f} / {tc:.1f} | "
+            f"{tc / dc:.2f} | {d['peak_rss_gb']:.1f} / {t['peak_rss_gb']:.1f} |"
         )
     print(f"\nwall time {time.perf_counter() - started:.0f} s")
 

@@ -117,3 +117,17 @@ def test_runner_reuses_without_starting_a_project_run(tracking, monkeypatch):
         finished = fake_project_run(mlflow, "simulate", {"preset": "debug"}, runner.git_commit)
         step = runner.run("simulate", {"preset": "debug"})
     assert step.reused and step.run_id == finished
+
+
+def test_a_failed_step_stops_the_pipeline_with_a_user_error(tracking, monkeypatch):
+    import mlflow
+    from mlflow.exceptions import ExecutionException
+
+    def failing_run(**kwargs):
+        raise ExecutionException(f"Run (ID 'x') failed: {kwargs['entry_point']}")
+
+    monkeypatch.setattr(mlflow.projects, "run", failing_run)
+    with mlflow.start_run():
+        runner = ProjectRunner(".", "local")
+        with pytest.raises(UserError, match="step 'train' failed"):
+            runner.run("train", {"preset": "debug", "shard_dir": "/nowhere"})

@@ -122,7 +122,7 @@ def test_resume_continues_with_optimizer_and_early_stopping_state(shards, tmp_pa
     assert stopped.epochs_run == 2 and stopped.stopped_early
 
 
-def test_config_and_shard_mismatches_are_user_errors(shards):
+def test_config_and_shard_mismatches_are_user_errors(shards, tmp_path):
     from gz_experiments.manifest import load_manifest
 
     manifest = load_manifest(shards)
@@ -133,7 +133,7 @@ def test_config_and_shard_mismatches_are_user_errors(shards):
     with pytest.raises(UserError, match="crop_fraction=1.5"):
         model_spec(debug_config(shards, crop_fraction=1.5), manifest)
     with pytest.raises(UserError, match="lower batch_size"):
-        fit(debug_config(shards, batch_size=4096), manifest, work_dir="unused")
+        fit(debug_config(shards, batch_size=4096), manifest, work_dir=tmp_path)
 
 
 def test_progress_is_quiet_in_ci_and_one_line_per_epoch_in_logs(monkeypatch):

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import mlflow
 from mlflow.entities import Run
-from mlflow.exceptions import ExecutionException, MlflowException
+from mlflow.exceptions import ExecutionException
 from mlflow.tracking import MlflowClient
 from mlflow.utils.git_utils import get_git_commit
 from mlflow.utils.mlflow_tags import MLFLOW_GIT_COMMIT, MLFLOW_PROJECT_ENTRY_POINT
@@ -82,7 +82,6 @@ class ProjectRunner:
         self.project_dir = str(Path(project_dir).resolve())
         self.env_manager = env_manager
         self.reuse = reuse
-        self.parent_run_id = parent.info.run_id
         self.experiment_id = parent.info.experiment_id
         self.git_commit = project_commit(self.project_dir)
 
@@ -104,22 +103,6 @@ class ProjectRunner:
         except ExecutionException as exc:
             raise UserError(f"step {entry_point!r} failed: {exc}; see its output above") from None
         return _step_run(MlflowClient().get_run(submitted.run_id), entry_point, reused=False)
-
-
-def registered_version(name: str, run_id: str) -> str | None:
-    """The version of registered model `name` created from `run_id`, newest first."""
-    try:
-        versions = MlflowClient().search_model_versions(f"name = '{name}' and run_id = '{run_id}'")
-    except MlflowException:
-        return None
-    return max((v.version for v in versions), key=int, default=None)
-
-
-def alias_version(name: str, alias: str) -> str | None:
-    try:
-        return MlflowClient().get_model_version_by_alias(name, alias).version
-    except MlflowException:
-        return None
 
 
 def ui_command() -> str:
