@@ -2,13 +2,10 @@
 PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
-# Quiet TensorFlow's start-up chatter; keep glibc from returning large activation buffers to the
-# kernel every step (measured in benchmarks/bench_train.py).
+# Quiet TensorFlow's start-up chatter. (glibc malloc tuning, which sped up a PyTorch peer, made no
+# measurable difference to TensorFlow here: see benchmarks/bench_train.py.)
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 export MLFLOW_DISABLE_TELEMETRY ?= true
-export MALLOC_MMAP_MAX_ ?= 0
-export MALLOC_TRIM_THRESHOLD_ ?= 100000000000
-export MALLOC_TOP_PAD_ ?= 1073741824
 
 .PHONY: demo test lint bench clean venv
 

@@ -19,8 +19,9 @@ excluded, for both), the median over epochs after the first (which includes trac
 ours / bare >= 0.9.
 
 The whole measurement runs twice, in fresh subprocesses: with glibc's default allocator settings
-and with the Makefile's `MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=100000000000
-MALLOC_TOP_PAD_=1073741824` (they must be set before the process starts). This VM's timings vary by
+and with the glibc tuning that sped up a PyTorch peer (stack_facts.md), `MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=100000000000
+MALLOC_TOP_PAD_=1073741824` (set before the process starts). Measured here it made no difference to
+TensorFlow, so the Makefile does not set it. This VM's timings vary by
 up to ~40 % between runs, so only ratios within one table are meaningful.
 """
 
@@ -245,12 +246,12 @@ def main(argv=None) -> None:
         for r in rows:
             b, o = r["bare"], r["ours"]
             print(
-                f"| {r['size']} | {'Makefile' if tuned else 'default'} | {b['wall']:.1f} | "
+                f"| {r['size']} | {'tuned' if tuned else 'default'} | {b['wall']:.1f} | "
                 f"{o['wall']:.1f} | {o['wall'] / b['wall']:.2f} | {b['cpu']:.1f} | "
                 f"{o['cpu']:.1f} | {o['cpu'] / b['cpu']:.2f} |"
             )
     print(
-        "\n| size | ours img/s default / Makefile | ratio | img/CPU-s default / Makefile | ratio | peak RSS GB default / Makefile |"
+        "\n| size | ours img/s default / tuned | ratio | img/CPU-s default / tuned | ratio | peak RSS GB default / tuned |"
     )
     print("|---|---|---|---|---|---|")
     for d, t in zip(results[False], results[True], strict=True):

@@ -113,6 +113,8 @@ def entry_point(func: Callable[..., Any]) -> Callable[..., Any]:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
         os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+        if not sys.stderr.isatty():  # download bars would fill logs with carriage returns
+            os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
         try:
             return func(*args, **kwargs)
         except UserError as exc:

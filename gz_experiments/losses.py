@@ -97,32 +97,27 @@ class DirichletMultinomialLoss(keras.losses.Loss):
         return config
 
 
-@keras.saving.register_keras_serializable(package="gz_experiments")
-class PerQuestionLoss(keras.metrics.Metric):
-    """Mean loss of each question over the galaxies seen this epoch, for per-question logging.
+class QuestionMetric(keras.metrics.Metric):
+    """A per-question mean over the galaxies that count for each question this epoch.
 
-    `result()` is a dict ``{"loss/<question>": value}``; Keras prefixes validation ones with
-    ``val_``, giving ``val_loss/<question>``.
+    Subclasses add to `totals` and `counts` (one slot per question); `result()` is a dict
+    ``{"<prefix>/<question>": mean}``, which Keras 3 logs as separate metrics (``val_`` prefixed
+    on validation).
     """
 
-    def __init__(self, question_names, question_index_groups, name="per_question_loss", **kwargs):
-        super().__init__(name=name, **kwargs)
+    prefix = "metric"
+
+    def __init__(self, question_names, question_index_groups, name=None, **kwargs):
+        super().__init__(name=name or f"per_question_{self.prefix}", **kwargs)
         self.question_names = list(question_names)
         self.question_index_groups = _groups(question_index_groups)
         n = len(self.question_names)
         self.totals = self.add_variable(shape=(n,), initializer="zeros", name="totals")
-        self.count = self.add_variable(shape=(), initializer="zeros", name="count")
-
-    def update_state(self, y_true, y_pred, sample_weight=None):
-        nll = dirichlet_multinomial_nll(
-            y_true, tf.cast(y_pred, tf.float32), self.question_index_groups
-        )
-        self.totals.assign_add(tf.reduce_sum(nll, axis=0))
-        self.count.assign_add(tf.cast(tf.shape(nll)[0], tf.float32))
+        self.counts = self.add_variable(shape=(n,), initializer="zeros", name="counts")
 
     def result(self):
-        means = self.totals / tf.maximum(self.count, 1.0)
-        return {f"loss/{q}": means[i] for i, q in enumerate(self.question_names)}
+        means = self.totals / tf.maximum(self.counts, 1.0)
+        return {f"{self.prefix}/{q}": means[i] for i, q in enumerate(self.question_names)}
 
     def get_config(self):
         config = super().get_config()
@@ -131,6 +126,25 @@ class PerQuestionLoss(keras.metrics.Metric):
             question_index_groups=[list(g) for g in self.question_index_groups],
         )
         return config
+
+
+@keras.saving.register_keras_serializable(package="gz_experiments")
+class PerQuestionLoss(QuestionMetric):
+    """Mean loss of each question over the galaxies seen this epoch, for per-question logging.
+
+    `result()` is ``{"loss/<question>": value}``; Keras names the validation ones
+    ``val_loss/<question>``. Every galaxy counts (an unasked question adds exactly 0), so the
+    per-question means add up to the total loss.
+    """
+
+    prefix = "loss"
+
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        nll = dirichlet_multinomial_nll(
+            y_true, tf.cast(y_pred, tf.float32), self.question_index_groups
+        )
+        self.totals.assign_add(tf.reduce_sum(nll, axis=0))
+        self.counts.assign_add(tf.cast(tf.shape(nll)[0], tf.float32) * tf.ones_like(self.counts))
 
 
 def loss_for(schema: Schema) -> DirichletMultinomialLoss:

@@ -20,6 +20,7 @@ import tensorflow as tf
 from gz_experiments.losses import (
     CONCENTRATION_MIN,
     CONCENTRATION_RANGE,
+    QuestionMetric,
     _indicator,
     dirichlet_multinomial_nll,
 )
@@ -27,16 +28,13 @@ from gz_experiments.schema import Schema
 
 
 @keras.saving.register_keras_serializable(package="gz_experiments")
-class VoteFractionMAE(keras.metrics.Metric):
+class VoteFractionMAE(QuestionMetric):
     """Per-question MAE of expected vote fractions; `result()` is ``{"mae/<question>": v}``."""
 
+    prefix = "mae"
+
     def __init__(self, question_names, question_index_groups, name="vote_fraction_mae", **kwargs):
-        super().__init__(name=name, **kwargs)
-        self.question_names = list(question_names)
-        self.question_index_groups = [tuple(int(i) for i in g) for g in question_index_groups]
-        n = len(self.question_names)
-        self.totals = self.add_variable(shape=(n,), initializer="zeros", name="totals")
-        self.counts = self.add_variable(shape=(n,), initializer="zeros", name="counts")
+        super().__init__(question_names, question_index_groups, name=name, **kwargs)
 
     def update_state(self, y_true, y_pred, sample_weight=None):
         to_questions = _indicator(self.question_index_groups, tf.float32)
@@ -54,18 +52,6 @@ class VoteFractionMAE(keras.metrics.Metric):
         asked = tf.cast(votes > 0, tf.float32)
         self.totals.assign_add(tf.reduce_sum(per_question * asked, axis=0))
         self.counts.assign_add(tf.reduce_sum(asked, axis=0))
-
-    def result(self):
-        means = self.totals / tf.maximum(self.counts, 1.0)
-        return {f"mae/{q}": means[i] for i, q in enumerate(self.question_names)}
-
-    def get_config(self):
-        config = super().get_config()
-        config.update(
-            question_names=self.question_names,
-            question_index_groups=[list(g) for g in self.question_index_groups],
-        )
-        return config
 
 
 def vote_fraction_mae(schema: Schema) -> VoteFractionMAE:

@@ -19,7 +19,9 @@ def _random_batch(schema, n=64, seed=0):
     for start, end in schema.question_index_groups:
         total = rng.integers(0, 45, size=n)
         p = rng.dirichlet(np.ones(end - start + 1), size=n)
-        counts[:, start : end + 1] = [rng.multinomial(t, pi) for t, pi in zip(total, p, strict=True)]
+        counts[:, start : end + 1] = [
+            rng.multinomial(t, pi) for t, pi in zip(total, p, strict=True)
+        ]
     return counts, alpha
 
 
