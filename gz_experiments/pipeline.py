@@ -19,15 +19,18 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
 import pandas as pd
 
-from gz_experiments.config import MainConfig
+from gz_experiments.cli import parse_config
+from gz_experiments.config import MainConfig, ShardConfig
 from gz_experiments.errors import UserError
 from gz_experiments.evaluation_plots import markdown_table
+from gz_experiments.manifest import MANIFEST_NAME
 from gz_experiments.tracking.projects import ProjectRunner, StepRun, ui_command
 from gz_experiments.tracking.runs import download_artifacts, log_text, set_tags, step_run
 
@@ -45,7 +48,15 @@ HEADLINE_METRICS = (
 
 
 class Runner(Protocol):
-    def run(self, entry_point: str, parameters: dict[str, str]) -> StepRun: ...
+    def run(self, entry_point: str, parameters: dict[str, str],
+            outputs_exist: Callable[[StepRun], bool] | None = None) -> StepRun: ...  # fmt: skip
+
+
+# Files outside the tracking store that a reused step's run points to (a cache may be wiped).
+OUTPUTS_EXIST: dict[str, Callable[[StepRun], bool]] = {
+    "simulate": lambda run: Path(run.tags.get("gz.catalog", "")).is_file(),
+    "shard": lambda run: (Path(run.params.get("shard_dir", "")) / MANIFEST_NAME).is_file(),
+}
 
 
 @dataclass
@@ -79,9 +90,12 @@ def step_overrides(extra: dict[str, str]) -> dict[str, dict[str, str]]:
 
 
 def shard_dir_for(catalog: str, parameters: dict[str, str]) -> str:
-    """A shard folder beside the simulated catalog, one per set of shard parameters, so the
-    same parameters find the same (idempotent) shards and others never clash with them."""
-    key = json.dumps(parameters, sort_keys=True)
+    """A shard folder beside the simulated catalog, named by the hash of the ShardConfig these
+    parameters resolve to (preset values included), so the same config finds the same
+    (idempotent) shards and a changed preset or code default never collides with old shards."""
+    argv = [arg for key, value in parameters.items() for arg in (f"--{key}", value)]
+    config = parse_config(ShardConfig, argv, None).replace(n_workers=0)
+    key = json.dumps(config.to_dict(), sort_keys=True)
     digest = hashlib.sha256(key.encode()).hexdigest()[:12]
     return str(Path(catalog).parent / "shards" / f"main-{digest}")
 
@@ -111,7 +125,9 @@ def run_pipeline(config: MainConfig, runner: Runner) -> PipelineResult:
     result = PipelineResult(preset=config.preset)
 
     def run(step: str, parameters: dict[str, str]) -> StepRun:
-        result.steps[step] = runner.run(step, {**parameters, **extra[step]})
+        result.steps[step] = runner.run(
+            step, {**parameters, **extra[step]}, OUTPUTS_EXIST.get(step)
+        )
         return result.steps[step]
 
     preset = {"preset": config.preset}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from gz_experiments import pipeline
-from gz_experiments.config import MainConfig
+from gz_experiments.config import MainConfig, ShardConfig
 from gz_experiments.errors import UserError
 from gz_experiments.tracking.projects import ProjectRunner, StepRun, find_finished_run
 
@@ -19,7 +19,7 @@ class FakeRunner:
     def __init__(self):
         self.calls: list[tuple[str, dict[str, str]]] = []
 
-    def run(self, entry_point, parameters):
+    def run(self, entry_point, parameters, outputs_exist=None):
         self.calls.append((entry_point, parameters))
         tags = {
             "simulate": {"gz.catalog": "/cache/sim/catalog.csv"},
@@ -51,11 +51,17 @@ def test_each_step_gets_the_outputs_of_the_steps_before_it():
     assert result.headline["mean accuracy"] == 0.9
 
 
-def test_shard_folder_depends_on_the_shard_parameters_only():
-    a = pipeline.shard_dir_for("/d/catalog.csv", {"preset": "cpu", "catalog": "/d/catalog.csv"})
-    b = pipeline.shard_dir_for("/d/catalog.csv", {"catalog": "/d/catalog.csv", "preset": "cpu"})
-    c = pipeline.shard_dir_for("/d/catalog.csv", {"preset": "debug", "catalog": "/d/catalog.csv"})
-    assert a == b != c
+def test_shard_folder_depends_on_the_resolved_shard_config():
+    catalog = "/d/catalog.csv"
+    a = pipeline.shard_dir_for(catalog, {"preset": "cpu", "catalog": catalog})
+    b = pipeline.shard_dir_for(catalog, {"catalog": catalog, "preset": "cpu"})
+    # The cpu preset's own img_size, given explicitly, is the same config.
+    img_size = str(ShardConfig.resolve("cpu").img_size)
+    c = pipeline.shard_dir_for(catalog, {"preset": "cpu", "catalog": catalog, "img_size": img_size})
+    d = pipeline.shard_dir_for(catalog, {"preset": "debug", "catalog": catalog})
+    e = pipeline.shard_dir_for(catalog, {"preset": "cpu", "catalog": catalog, "seed": "7"})
+    assert a == b == c
+    assert len({a, d, e}) == 3
 
 
 def test_extra_parameters_must_name_a_step():
@@ -117,6 +123,29 @@ def test_runner_reuses_without_starting_a_project_run(tracking, monkeypatch):
         finished = fake_project_run(mlflow, "simulate", {"preset": "debug"}, runner.git_commit)
         step = runner.run("simulate", {"preset": "debug"})
     assert step.reused and step.run_id == finished
+
+
+def test_a_run_whose_files_are_gone_is_not_reused(tracking, monkeypatch, tmp_path):
+    import mlflow
+
+    started = []
+
+    class Submitted:
+        run_id = ""
+
+    def project_run(**kwargs):
+        started.append(kwargs["entry_point"])
+        Submitted.run_id = fake_project_run(mlflow, "simulate", {"preset": "debug"}, "new")
+        return Submitted
+
+    monkeypatch.setattr(mlflow.projects, "run", project_run)
+    with mlflow.start_run():
+        runner = ProjectRunner(".", "local")
+        old = fake_project_run(mlflow, "simulate", {"preset": "debug"}, runner.git_commit)
+        mlflow.MlflowClient().set_tag(old, "gz.catalog", str(tmp_path / "wiped" / "catalog.csv"))
+        step = runner.run("simulate", {"preset": "debug"}, pipeline.OUTPUTS_EXIST["simulate"])
+    assert started == ["simulate"]
+    assert not step.reused and step.run_id != old
 
 
 def test_a_failed_step_stops_the_pipeline_with_a_user_error(tracking, monkeypatch):

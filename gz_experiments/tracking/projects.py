@@ -8,6 +8,7 @@ what changed. `mlflow.projects.run` nests the child under the active (parent) ru
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -85,12 +86,21 @@ class ProjectRunner:
         self.experiment_id = parent.info.experiment_id
         self.git_commit = project_commit(self.project_dir)
 
-    def run(self, entry_point: str, parameters: dict[str, str]) -> StepRun:
+    def run(
+        self,
+        entry_point: str,
+        parameters: dict[str, str],
+        outputs_exist: Callable[[StepRun], bool] | None = None,
+    ) -> StepRun:
+        """Reuse a matching FINISHED run (if `outputs_exist` says its files are still there,
+        e.g. a cache folder was not wiped), else run the entry point and wait for it."""
         parameters = {k: str(v) for k, v in parameters.items()}
         if self.reuse:
             found = find_finished_run(entry_point, parameters, self.git_commit, self.experiment_id)
             if found is not None:
-                return _step_run(found, entry_point, reused=True)
+                previous = _step_run(found, entry_point, reused=True)
+                if outputs_exist is None or outputs_exist(previous):
+                    return previous
         try:
             submitted = mlflow.projects.run(
                 uri=self.project_dir,
