@@ -10,7 +10,7 @@ from gz_experiments.errors import UserError
 from gz_experiments.tracking.projects import ProjectRunner, StepRun, find_finished_run
 
 ENTRY_POINT_TAG = "mlflow.project.entryPoint"
-COMMIT_TAG = "mlflow.source.git.commit"
+CODE_TAG = "gz.code_version"
 
 
 class FakeRunner:
@@ -82,18 +82,19 @@ def test_summary_says_where_everything_is():
         assert expected in text, expected
 
 
-def fake_project_run(mlflow, entry_point, params, commit, status="FINISHED"):
-    """A run as `mlflow run` leaves it: entry point and commit tags, -P params, a final status."""
+def fake_project_run(mlflow, entry_point, params, code, status="FINISHED"):
+    """A run as `mlflow run` + step_run leave it: entry point and code-version tags, -P params,
+    a final status."""
     client = mlflow.MlflowClient()
     experiment = mlflow.get_experiment_by_name("test").experiment_id
-    run = client.create_run(experiment, tags={ENTRY_POINT_TAG: entry_point, COMMIT_TAG: commit})
+    run = client.create_run(experiment, tags={ENTRY_POINT_TAG: entry_point, CODE_TAG: code})
     for key, value in params.items():
         client.log_param(run.info.run_id, key, value)
     client.set_terminated(run.info.run_id, status)
     return run.info.run_id
 
 
-def test_a_finished_run_is_reused_only_with_same_entry_point_params_and_commit(tracking):
+def test_a_finished_run_is_reused_only_with_same_entry_point_params_and_code(tracking):
     import mlflow
 
     experiment = mlflow.get_experiment_by_name("test").experiment_id
@@ -107,7 +108,7 @@ def test_a_finished_run_is_reused_only_with_same_entry_point_params_and_commit(t
     # A run's extra params (the MLproject defaults mlflow run logs) do not prevent reuse.
     assert find_finished_run("train", {"preset": "debug"}, "abc", experiment) is not None
     assert find_finished_run("train", {**params, "shard_dir": "/t"}, "abc", experiment) is None
-    assert find_finished_run("train", params, "other-commit", experiment) is None
+    assert find_finished_run("train", params, "other-code", experiment) is None
     assert find_finished_run("evaluate", params, "abc", experiment) is None
 
 
@@ -120,7 +121,7 @@ def test_runner_reuses_without_starting_a_project_run(tracking, monkeypatch):
     monkeypatch.setattr(mlflow.projects, "run", no_project_runs)
     with mlflow.start_run():
         runner = ProjectRunner(".", "local")
-        finished = fake_project_run(mlflow, "simulate", {"preset": "debug"}, runner.git_commit)
+        finished = fake_project_run(mlflow, "simulate", {"preset": "debug"}, runner.code_version)
         step = runner.run("simulate", {"preset": "debug"})
     assert step.reused and step.run_id == finished
 
@@ -141,7 +142,7 @@ def test_a_run_whose_files_are_gone_is_not_reused(tracking, monkeypatch, tmp_pat
     monkeypatch.setattr(mlflow.projects, "run", project_run)
     with mlflow.start_run():
         runner = ProjectRunner(".", "local")
-        old = fake_project_run(mlflow, "simulate", {"preset": "debug"}, runner.git_commit)
+        old = fake_project_run(mlflow, "simulate", {"preset": "debug"}, runner.code_version)
         mlflow.MlflowClient().set_tag(old, "gz.catalog", str(tmp_path / "wiped" / "catalog.csv"))
         step = runner.run("simulate", {"preset": "debug"}, pipeline.OUTPUTS_EXIST["simulate"])
     assert started == ["simulate"]

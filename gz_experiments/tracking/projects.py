@@ -1,9 +1,10 @@
 """Running MLflow-project entry points as child runs, and finding finished runs to reuse.
 
-As in MLflow's `multistep_workflow` example: a step is skipped when a FINISHED run of the same
-entry point exists in the experiment with the same `-P` parameters and the same git commit
-(`mlflow.source.git.commit`, which `mlflow run` records), so a second `make demo` only re-runs
-what changed. `mlflow.projects.run` nests the child under the active (parent) run by itself.
+As in MLflow's `multistep_workflow` example, a step is skipped when a FINISHED run of the same
+entry point exists in the experiment with the same `-P` parameters; instead of that example's git
+commit we match `gz.code_version`, a hash of the sources every step run records, so uncommitted
+edits count as new code and a docs-only commit does not. A second `make demo` only re-runs what
+changed. `mlflow.projects.run` nests the child under the active (parent) run by itself.
 """
 
 from __future__ import annotations
@@ -16,10 +17,11 @@ import mlflow
 from mlflow.entities import Run
 from mlflow.exceptions import ExecutionException
 from mlflow.tracking import MlflowClient
-from mlflow.utils.git_utils import get_git_commit
-from mlflow.utils.mlflow_tags import MLFLOW_GIT_COMMIT, MLFLOW_PROJECT_ENTRY_POINT
+from mlflow.utils.mlflow_tags import MLFLOW_PROJECT_ENTRY_POINT
 
 from gz_experiments.errors import UserError
+from gz_experiments.tracking.code_version import TAG as CODE_VERSION_TAG
+from gz_experiments.tracking.code_version import code_version
 
 
 @dataclass(frozen=True)
@@ -35,15 +37,10 @@ class StepRun:
     artifact_uri: str = ""
 
 
-def project_commit(project_dir: str | Path) -> str | None:
-    """The commit `mlflow run` would tag on a child run of this project (None outside git)."""
-    return get_git_commit(str(Path(project_dir).resolve()))
-
-
 def find_finished_run(
-    entry_point: str, parameters: dict[str, str], git_commit: str | None, experiment_id: str
+    entry_point: str, parameters: dict[str, str], source_version: str, experiment_id: str
 ) -> Run | None:
-    """The newest FINISHED run of `entry_point` with these parameters and commit, if any."""
+    """The newest FINISHED run of `entry_point` with these parameters and code version, if any."""
     runs = MlflowClient().search_runs(
         [experiment_id],
         filter_string=(
@@ -54,7 +51,7 @@ def find_finished_run(
         max_results=200,
     )
     for run in runs:
-        if run.data.tags.get(MLFLOW_GIT_COMMIT) != git_commit:
+        if run.data.tags.get(CODE_VERSION_TAG) != source_version:
             continue
         if all(run.data.params.get(k) == v for k, v in parameters.items()):
             return run
@@ -84,7 +81,7 @@ class ProjectRunner:
         self.env_manager = env_manager
         self.reuse = reuse
         self.experiment_id = parent.info.experiment_id
-        self.git_commit = project_commit(self.project_dir)
+        self.code_version = code_version(self.project_dir)
 
     def run(
         self,
@@ -96,7 +93,9 @@ class ProjectRunner:
         e.g. a cache folder was not wiped), else run the entry point and wait for it."""
         parameters = {k: str(v) for k, v in parameters.items()}
         if self.reuse:
-            found = find_finished_run(entry_point, parameters, self.git_commit, self.experiment_id)
+            found = find_finished_run(
+                entry_point, parameters, self.code_version, self.experiment_id
+            )
             if found is not None:
                 previous = _step_run(found, entry_point, reused=True)
                 if outputs_exist is None or outputs_exist(previous):

@@ -18,6 +18,8 @@ from mlflow.tracking import MlflowClient
 
 from gz_experiments.config import StepConfig
 from gz_experiments.errors import UserError
+from gz_experiments.tracking.code_version import TAG as CODE_VERSION_TAG
+from gz_experiments.tracking.code_version import code_version
 
 TAG_PREFIX = "gz."
 
@@ -90,7 +92,7 @@ def step_run(
     """The step's run: the one `mlflow run` opened (MLFLOW_RUN_ID), `run_id`, or a new one.
 
     Logs the resolved config once as `<step>.<field>` params (never clashing with the plain
-    names `mlflow run` logs for -P parameters) and tags `gz.step`, `gz.preset`, `gz.git_commit`.
+    names `mlflow run` logs for -P parameters) and tags `gz.step`, `gz.preset`, `gz.git_commit`, `gz.code_version`.
     """
     check_tracking_server()
     active = mlflow.active_run()
@@ -103,6 +105,7 @@ def step_run(
         all_tags = {"step": step, "preset": config.preset, "git_commit": git_commit()}
         all_tags.update(tags or {})
         mlflow.set_tags({f"{TAG_PREFIX}{k}": str(v) for k, v in all_tags.items()})
+        mlflow.set_tag(CODE_VERSION_TAG, code_version())
         yield run
 
 
