@@ -34,8 +34,13 @@ lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check gz_experiments entry_points tests benchmarks
 	$(BIN)/ruff format --check gz_experiments entry_points tests benchmarks
 
+# One after another: each benchmark measures its own ratios side by side and needs the cores alone.
+BENCHMARKS := simulate shards train predict real_gz1
 bench: $(VENV)/.installed-dev
-	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m benchmarks.run_all
+	set -e; for name in $(BENCHMARKS); do \
+	  echo "== benchmarks.bench_$$name"; \
+	  PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m benchmarks.bench_$$name; \
+	done
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -45,6 +45,7 @@ import pandas as pd
 from gz_experiments.errors import UserError
 from gz_experiments.models import ModelSpec
 from gz_experiments.predict_inputs import resolve_inputs
+from gz_experiments.progress import show_progress
 from gz_experiments.schema import Schema
 
 MC_MODES = ("head", "full")
@@ -189,7 +190,9 @@ def iter_predictions(
 def _chunks(inputs, sample, schema, report, batch_size, keep_concentrations, progress):
     from tqdm import tqdm
 
-    with tqdm(total=inputs.total, unit="galaxy", disable=not progress, file=sys.stderr) as bar:
+    with tqdm(
+        total=inputs.total, unit="galaxy", disable=not show_progress(progress), file=sys.stderr
+    ) as bar:
         for batch in inputs.batches(batch_size):
             report.skipped.extend(batch.skipped)
             bar.update(len(batch.ids) + len(batch.skipped))

@@ -38,6 +38,7 @@ from gz_experiments.manifest import (
     verified,
     write_outputs,
 )
+from gz_experiments.progress import show_progress
 from gz_experiments.schema import Schema, get_schema
 
 # Galaxies per worker task: small enough to balance the cores, large enough that inter-process
@@ -277,7 +278,9 @@ def _write_jobs(shard_dir: Path, data: dict, jobs: list[FileJob], config, progre
     mf.save_manifest(shard_dir, data)  # from now on the folder says which inputs it belongs to
     results = _results(jobs, config)
     total = sum(len(j.rows) for j in jobs)
-    with tqdm(total=total, unit="galaxy", desc="sharding", disable=not progress) as bar:
+    with tqdm(
+        total=total, unit="galaxy", desc="sharding", disable=not show_progress(progress)
+    ) as bar:
         for job in jobs:
             with TFRecordFile(shard_dir / job.name) as out:
                 rejected = _write_file(out, job, results, data["label_cols"], bar)

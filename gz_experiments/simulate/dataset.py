@@ -21,7 +21,6 @@ import hashlib
 import json
 import os
 import shutil
-import sys
 import uuid
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
@@ -33,6 +32,7 @@ from tqdm import tqdm
 
 from gz_experiments.config import SimulateConfig
 from gz_experiments.errors import UserError
+from gz_experiments.progress import show_progress
 from gz_experiments.simulate.latents import CATEGORIES, CLASSES, take, true_class
 from gz_experiments.simulate.volunteers import Votes, simulate_votes
 from gz_experiments.simulate.worker import render_batch
@@ -227,10 +227,3 @@ def render_all(latents, config: SimulateConfig, image_dir: Path, ids, progress: 
         with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
             for done in pool.map(render_batch, tasks):
                 bar.update(done)
-
-
-def show_progress(requested: bool) -> bool:
-    """A progress bar only for a person watching: not in CI, not into a log file."""
-    if not requested or os.environ.get("CI", "").lower() in ("1", "true", "yes"):
-        return False
-    return sys.stderr.isatty()
