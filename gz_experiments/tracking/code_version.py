@@ -31,8 +31,6 @@ def code_version(root: str | Path | None = None) -> str:
     files |= {root / name for name in SOURCE_FILES if (root / name).is_file()}
     digest = hashlib.sha256()
     for path in sorted(files):
-        if "__pycache__" in path.parts:
-            continue
         digest.update(path.relative_to(root).as_posix().encode() + b"\0")
         digest.update(hashlib.sha256(path.read_bytes()).digest())
     return digest.hexdigest()[:16]

@@ -92,7 +92,8 @@ def step_run(
     """The step's run: the one `mlflow run` opened (MLFLOW_RUN_ID), `run_id`, or a new one.
 
     Logs the resolved config once as `<step>.<field>` params (never clashing with the plain
-    names `mlflow run` logs for -P parameters) and tags `gz.step`, `gz.preset`, `gz.git_commit`, `gz.code_version`.
+    names `mlflow run` logs for -P parameters) and tags `gz.step`, `gz.preset`, `gz.git_commit`
+    and `gz.code_version`.
     """
     check_tracking_server()
     active = mlflow.active_run()
@@ -104,8 +105,8 @@ def step_run(
         log_params_once(config.flatten(step))
         all_tags = {"step": step, "preset": config.preset, "git_commit": git_commit()}
         all_tags.update(tags or {})
-        mlflow.set_tags({f"{TAG_PREFIX}{k}": str(v) for k, v in all_tags.items()})
-        mlflow.set_tag(CODE_VERSION_TAG, code_version())
+        all_tags = {f"{TAG_PREFIX}{k}": str(v) for k, v in all_tags.items()}
+        mlflow.set_tags({**all_tags, CODE_VERSION_TAG: code_version()})
         yield run
 
 
