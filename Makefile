@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 export MLFLOW_DISABLE_TELEMETRY ?= true
 
-.PHONY: demo test lint bench clean venv
+.PHONY: demo test lint bench clean venv mlproject ui
 
 $(BIN)/python:
 	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found; install Python 3.11 or run 'make PYTHON=/path/to/python3.11 ...'" >&2; exit 2; }
@@ -29,6 +29,14 @@ demo: $(VENV)/.installed
 
 test: $(VENV)/.installed-dev
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m pytest -q -ra $(PYTEST_ARGS)
+
+# The MLproject is generated from the step configs (tests/test_mlproject.py checks it is current).
+mlproject: $(VENV)/.installed
+	$(BIN)/python -m gz_experiments.mlproject > MLproject
+
+# The MLflow UI on this project's tracking store (./mlflow.db), without activating the venv.
+ui: $(VENV)/.installed
+	$(BIN)/mlflow ui --backend-store-uri sqlite:///mlflow.db --port $${PORT:-5000}
 
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check gz_experiments entry_points tests benchmarks

@@ -37,10 +37,11 @@ TUNED_MALLOC = {
 
 
 def build(size: int):
-    from gz_experiments.models import ModelSpec, build_model
+    from gz_experiments.model_spec import ModelSpec
+    from gz_experiments.models import build_model
     from gz_experiments.schema import get_schema
 
-    spec = ModelSpec("efficientnetb0", size, 1, 0.75, size, 0.2, get_schema("gzd5").to_dict())
+    spec = ModelSpec("efficientnetb0", size, 1, 0.75, size, 0.2, get_schema("gzd5"))
     return build_model(spec, seed=0), spec
 
 
@@ -49,19 +50,23 @@ def model_rates(size: int, n_samples: int, n_images: int, batch_size: int, repea
     the load of a shared VM, which drifts over minutes, hits them alike."""
     import tensorflow as tf
 
-    from gz_experiments.predict import make_sampler
+    from gz_experiments.config import Sampling
+    from gz_experiments.prediction.sampling import Sampler
 
     model, _ = build(size)
     images = np.random.default_rng(0).random((n_images, size, size, 1), dtype=np.float32)
     batches = [images[i : i + batch_size] for i in range(0, n_images, batch_size)]
+    ids = [str(i) for i in range(batch_size)]
     single = tf.function(lambda x: model(x, training=False))
+    head = Sampler(model, Sampling(n_samples=n_samples, mc_mode="head"))
+    full = Sampler(model, Sampling(n_samples=n_samples, mc_mode="full"))
     samplers = {
-        "one pass (no MC)": single,
-        f"head, n={n_samples}": make_sampler(model, n_samples, "head"),
-        f"full, n={n_samples}": make_sampler(model, n_samples, "full"),
+        "one pass (no MC)": lambda x: single(x).numpy(),
+        f"head, n={n_samples}": lambda x: head(x, ids[: len(x)]),
+        f"full, n={n_samples}": lambda x: full(x, ids[: len(x)]),
     }
     for sample in samplers.values():
-        sample(batches[0]).numpy()  # trace + warm up
+        sample(batches[0])  # trace + warm up
     names = list(samplers)
     wall = {name: [0.0] * repeats for name in names}
     cpu = {name: [0.0] * repeats for name in names}
@@ -69,7 +74,7 @@ def model_rates(size: int, n_samples: int, n_images: int, batch_size: int, repea
         for i, batch in enumerate(batches):
             for name in names[i % 3 :] + names[: i % 3]:
                 start, start_cpu = time.perf_counter(), time.process_time()
-                samplers[name](batch).numpy()
+                samplers[name](batch)
                 wall[name][repeat] += time.perf_counter() - start
                 cpu[name][repeat] += time.process_time() - start_cpu
     return {
@@ -79,13 +84,15 @@ def model_rates(size: int, n_samples: int, n_images: int, batch_size: int, repea
 
 
 def end_to_end_rate(size: int, n_samples: int, batch_size: int) -> tuple[int, float]:
-    from gz_experiments.predict import predict
+    from gz_experiments.config import Sampling
+    from gz_experiments.prediction.run import predict
 
     model, spec = build(size)
     files = sorted(REAL_IMAGES.glob("*.png"))
-    predict(model, spec, files[:batch_size], n_samples=n_samples, batch_size=batch_size)  # warm
+    sampling = Sampling(n_samples=n_samples, batch_size=batch_size)
+    predict(model, spec, files[:batch_size], sampling)  # warm
     start = time.perf_counter()
-    df = predict(model, spec, files, n_samples=n_samples, batch_size=batch_size)
+    df = predict(model, spec, files, sampling)
     return len(df), len(df) / (time.perf_counter() - start)
 
 

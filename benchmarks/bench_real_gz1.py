@@ -31,8 +31,8 @@ from pathlib import Path
 
 import numpy as np
 
-from gz_experiments.config import EvaluateConfig, ShardConfig, TrainConfig
-from gz_experiments.evaluate import confusion_matrix, expected_fractions
+from gz_experiments.config import EvaluateConfig, Sampling, ShardConfig, TrainConfig
+from gz_experiments.evaluation.protocol import confusion_matrix, expected_fractions
 
 REPO = Path(__file__).resolve().parents[1]
 GZ1_DATA = REPO.parent / "shared" / "data" / "gz1_sdss_64"
@@ -40,20 +40,22 @@ CLASSES = ("elliptical", "spiral", "edge-on")
 
 
 def shard_gz1(data: Path, n_workers: int):
-    from gz_experiments.shards import write_shards
+    from gz_experiments.shards.writer import write_shards
     from gz_experiments.simulate import cache_dir
 
     config = ShardConfig.resolve(
         "cpu", catalog=str(data / "catalog.csv"), schema="gz1", img_size=64, greyscale=False,
-        shard_size=2048, seed=42, n_workers=n_workers,
+        shard_size=2048, seed=42, n_workers=n_workers, class_column="gz1_class_name",
     )  # fmt: skip
     key = json.dumps(config.replace(n_workers=0).to_dict(), sort_keys=True)
     folder = cache_dir() / "bench_gz1" / hashlib.sha256(key.encode()).hexdigest()[:12]
-    return write_shards(config.replace(shard_dir=str(folder)))
+    result = write_shards(config.replace(shard_dir=str(folder)))
+    result.check()
+    return result.manifest
 
 
 def train_gz1(manifest, args):
-    from gz_experiments.train import fit
+    from gz_experiments.training.run import run_train
 
     config = TrainConfig.resolve(
         "cpu", shard_dir=str(manifest.shard_dir), schema="gz1", greyscale=False,
@@ -62,14 +64,15 @@ def train_gz1(manifest, args):
         learning_rate=args.learning_rate, dropout=0.2, verbose=-1,
     )  # fmt: skip
     with tempfile.TemporaryDirectory(prefix="gz-bench-gz1-") as work_dir:
-        return fit(config, manifest, work_dir=work_dir)
+        return run_train(config, manifest, work_dir=work_dir)
 
 
 def three_class_report(model, spec, manifest, batch_size: int = 128) -> dict:
     """Accuracy, per-class recall and confusion among elliptical / spiral / edge-on."""
-    from gz_experiments.evaluation_inputs import predict_split
+    from gz_experiments.evaluation.inputs import predict_split
 
-    predictions = predict_split(model, spec, manifest, "test", n_samples=5, batch_size=batch_size)
+    sampling = Sampling(n_samples=5, batch_size=batch_size)
+    predictions = predict_split(model, spec, manifest, "test", sampling)
     schema = manifest.schema
     columns = [schema.label_cols.index(f"gz1-class_{name}") for name in CLASSES]
     true_all = predictions.counts.argmax(axis=1)
@@ -92,19 +95,21 @@ def three_class_report(model, spec, manifest, batch_size: int = 128) -> dict:
 
 def simulator_ratio(model_uri: str) -> dict:
     """Evaluate a cpu-preset model (given, or trained now) on the simulated test split."""
-    from gz_experiments.evaluate import evaluate_predictions
-    from gz_experiments.evaluation_inputs import load_truth, predict_split, truth_path
-    from gz_experiments.experiment import prepare_shards, run_training
+    from entry_points.train import run as run_training
+    from gz_experiments.evaluation.inputs import load_truth, predict_split, truth_path
+    from gz_experiments.evaluation.protocol import evaluate_predictions
     from gz_experiments.tracking.models import load_galaxy_model
+    from gz_experiments.tracking.runs import last_run_id
+    from gz_experiments.training.run import training_data
 
     train_config = TrainConfig.resolve("cpu", verbose=0)
     if not model_uri:
-        model_uri = f"runs:/{run_training(train_config).run_id}/model"
-    manifest = prepare_shards(train_config)
+        run_training(train_config)
+        model_uri = f"runs:/{last_run_id()}/model"
+    manifest = training_data(train_config)
     model, spec = load_galaxy_model(model_uri)
     config = EvaluateConfig.resolve("cpu")
-    predictions = predict_split(model, spec, manifest, "test", n_samples=config.n_samples,
-                                batch_size=config.batch_size, seed=0)  # fmt: skip
+    predictions = predict_split(model, spec, manifest, "test", config.sampling)
     truth = load_truth(truth_path(manifest), predictions.ids, manifest.schema)
     evaluation = evaluate_predictions(
         manifest.schema, predictions.counts, predictions.concentrations, truth
@@ -124,8 +129,8 @@ def print_real(report: dict, result, seconds: dict) -> None:
     print(f"{'':<12} " + " ".join(f"{c:>10}" for c in CLASSES))
     for name, row in zip(CLASSES, report["confusion"], strict=True):
         print(f"{name:<12} " + " ".join(f"{v:>10}" for v in row))
-    print(f"\ntraining: {result.epochs_run} epochs (best {result.best_epoch}), best val loss "
-          f"{result.best_val_loss:.4f} vs baseline {result.baseline_val_loss:.4f}")  # fmt: skip
+    print(f"\ntraining: {result.fit.epochs_run} epochs (best {result.fit.best_epoch}), "
+          f"best val loss {result.best_val_loss:.4f} vs baseline {result.baseline_val_loss:.4f}")  # fmt: skip
     print("time: " + ", ".join(f"{k} {v:.0f} s" for k, v in seconds.items()))
 
 
@@ -171,7 +176,7 @@ def main(argv=None) -> None:
     result = train_gz1(manifest, args)
     seconds["train"] = time.monotonic() - start
     start = time.monotonic()
-    report = three_class_report(result.model, result.spec, manifest)
+    report = three_class_report(result.fit.model, result.fit.spec, manifest)
     seconds["evaluate"] = time.monotonic() - start
     print_real(report, result, seconds)
     if not args.skip_simulator:

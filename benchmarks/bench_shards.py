@@ -92,13 +92,13 @@ def bare_pillow_rate(catalog: Path, processes: int = 1) -> tuple[float, float]:
 
 
 def shard_rate(catalog: Path, shard_dir: Path, encoding: str):
-    from gz_experiments.shards import write_shards
+    from gz_experiments.shards.writer import write_shards
 
     config = ShardConfig.resolve(
         "paper", catalog=str(catalog), shard_dir=str(shard_dir), encoding=encoding, shard_size=256
     )
     with Timer() as timer:
-        manifest = write_shards(config, progress=False)
+        manifest = write_shards(config, progress=False).manifest
     n = manifest.counts["written"]
     files = [f for split in manifest.splits.values() for f in split]
     size = sum(f.path.stat().st_size for f in files) / n
@@ -109,7 +109,7 @@ def read_rate(manifest, warmup: int = 5, batches: int = 30) -> float:
     import tensorflow as tf
 
     from gz_experiments.augment import Augmentation
-    from gz_experiments.data import make_dataset
+    from gz_experiments.shards.dataset import make_dataset
 
     augment = Augmentation(CROP, FINAL, seed=0)
     ds = make_dataset(manifest, "train", batch_size=BATCH, training=True, seed=0, repeat=True)

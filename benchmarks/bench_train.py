@@ -130,11 +130,11 @@ def measure_bare(spec, config) -> dict[str, float]:
     import numpy as np
 
     from gz_experiments.models import build_model
-    from gz_experiments.train import compile_model
+    from gz_experiments.training.fit import compile_model
 
     n = config.steps_per_epoch * BATCH
     rng = np.random.default_rng(0)
-    x = rng.random((n, spec.input_size, spec.input_size, 1), dtype=np.float32)
+    x = rng.random((n, spec.img_size, spec.img_size, 1), dtype=np.float32)
     y = rng.integers(0, 6, (n, len(spec.label_cols))).astype(np.float32)
     model = build_model(spec, seed=0)
     compile_model(model, config, spec)
@@ -149,8 +149,8 @@ def measure_bare(spec, config) -> dict[str, float]:
 def measure_ours(config, manifest, work_dir: Path) -> dict[str, float]:
     import mlflow
 
-    from gz_experiments.tracking.keras_callback import MlflowEpochLogger
-    from gz_experiments.train import CHECKPOINT_DIR, fit
+    from gz_experiments.tracking.train import MlflowEpochLogger
+    from gz_experiments.training.fit import CHECKPOINT_DIR, fit
 
     images = config.steps_per_epoch * BATCH
     rates = {"wall": [], "cpu": []}
@@ -168,8 +168,8 @@ def worker(args: argparse.Namespace) -> None:
         tmp = Path(tmp)
         os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{tmp / 'mlflow.db'}"
         from gz_experiments.config import ShardConfig, TrainConfig
-        from gz_experiments.shards import write_shards
-        from gz_experiments.train import model_spec
+        from gz_experiments.shards.writer import write_shards
+        from gz_experiments.training.fit import model_spec
 
         for size in [int(s) for s in args.sizes.split(",")]:
             input_size = round(size / CROP)
@@ -182,7 +182,7 @@ def worker(args: argparse.Namespace) -> None:
                 val_fraction=0.1,
                 test_fraction=0.1,
             )
-            manifest = write_shards(shard_config, progress=False)
+            manifest = write_shards(shard_config, progress=False).manifest
             config = TrainConfig.resolve(
                 "paper",
                 shard_dir=str(folder / "shards"),

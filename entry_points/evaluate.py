@@ -11,23 +11,35 @@ fraction > 0.8); vote-fraction MAE / RMSE for galaxies with >= 20 votes; coverag
 predicted vote-count sets. With the simulator's truth.parquet beside the shards' catalog (or
 -P truth=...), also the MAE against the true probabilities next to the volunteers' own.
 Logged as metrics `<split>/<question>/<metric>` plus plots and tables under evaluation/<split>/.
+The MC-dropout samples come from (seed, galaxy id): the same seed gives the same metrics.
 """
 
 from gz_experiments.cli import entry_point, parse_config
 from gz_experiments.config import EvaluateConfig
-from gz_experiments.evaluation_plots import markdown_table, summary_table
-from gz_experiments.tracking.evaluation import evaluate_model
-from gz_experiments.tracking.runs import step_run
+from gz_experiments.evaluation.run import check_inputs, run_evaluate
+
+
+def run(config: EvaluateConfig):
+    from gz_experiments.tracking.evaluate import log_evaluate
+    from gz_experiments.tracking.models import load_galaxy_model
+    from gz_experiments.tracking.runs import step_run
+
+    check_inputs(config)
+    model, spec = load_galaxy_model(config.model_uri)
+    with step_run(config):
+        result = run_evaluate(config, model, spec)
+        log_evaluate(result)
+    return result
 
 
 @entry_point
 def main(argv=None):
-    config = parse_config(EvaluateConfig, argv, __doc__)
-    with step_run("evaluate", config):
-        evaluation = evaluate_model(config)
-    print(markdown_table(summary_table(evaluation)), end="")
-    for key, value in evaluation.overall.items():
-        print(f"{config.split}/{key}: {value:.4f}")
+    from gz_experiments.evaluation.plots import markdown_table, summary_table
+
+    result = run(parse_config(EvaluateConfig, argv, __doc__))
+    print(markdown_table(summary_table(result.evaluation)), end="")
+    print(result.summary())
+    return result
 
 
 if __name__ == "__main__":

@@ -9,22 +9,37 @@ model_uri: models:/<name>@<alias>, models:/<name>/<version>, runs:/<run_id>/mode
 model folder. input: a folder of png/jpg images, a .csv/.parquet catalog with file_loc (and
 id_str), or a shard folder (manifest.json). The run logs predictions.parquet (or .csv) and
 skipped.csv (galaxies whose image could not be read); output columns are documented in
-gz_experiments/predict.py. mc_mode=head (default) runs the backbone once and the dropout head
-n_samples times; mc_mode=full repeats whole passes with test-time augmentation.
+gz_experiments/prediction/tables.py. mc_mode=head (default) runs the encoder once and the
+dropout head n_samples times; mc_mode=full repeats whole passes with test-time augmentation.
 """
 
-from gz_experiments.batch_predict import check_config, run_prediction
+import tempfile
+
 from gz_experiments.cli import entry_point, parse_config
 from gz_experiments.config import PredictConfig
-from gz_experiments.tracking.runs import step_run
+from gz_experiments.prediction.run import check_inputs, run_predict
+
+
+def run(config: PredictConfig):
+    from gz_experiments.tracking.models import load_galaxy_model
+    from gz_experiments.tracking.predict import log_predict
+    from gz_experiments.tracking.runs import step_run
+
+    check_inputs(config)
+    model, spec = load_galaxy_model(config.model_uri)
+    with step_run(config), tempfile.TemporaryDirectory(prefix="gz-predict-") as work_dir:
+        result = run_predict(config, model, spec, work_dir)
+        log_predict(result)
+    return result
 
 
 @entry_point
 def main(argv=None):
-    config = parse_config(PredictConfig, argv, __doc__)
-    check_config(config)
-    with step_run("predict", config):
-        run_prediction(config)
+    import sys
+
+    result = run(parse_config(PredictConfig, argv, __doc__))
+    print(result.summary(), file=sys.stderr)
+    return result
 
 
 if __name__ == "__main__":

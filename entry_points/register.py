@@ -11,26 +11,25 @@ champion's, or with -P force=true. Prints the commands that load and serve the c
 
 from gz_experiments.cli import entry_point, parse_config
 from gz_experiments.config import RegisterConfig
-from gz_experiments.tracking.registry import register_best, usage_text
-from gz_experiments.tracking.runs import set_tags, step_run
+
+
+def run(config: RegisterConfig):
+    from gz_experiments.tracking.registry import log_register, register_best
+    from gz_experiments.tracking.runs import step_run
+
+    with step_run(config):
+        result = register_best(config)
+        log_register(result)
+    return result
 
 
 @entry_point
 def main(argv=None):
-    config = parse_config(RegisterConfig, argv, __doc__)
-    with step_run("register", config):
-        result = register_best(
-            config.experiment, config.name, config.run_id or None, config.alias, config.force
-        )
-        set_tags(
-            {
-                "registered_model": result.name,
-                "model_version": result.version,
-                "source_run_id": result.run_id,
-                "alias_moved": result.alias_moved,
-            }
-        )
+    from gz_experiments.tracking.registry import usage_text
+
+    result = run(parse_config(RegisterConfig, argv, __doc__))
     print(usage_text(result))
+    return result
 
 
 if __name__ == "__main__":

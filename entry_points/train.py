@@ -1,5 +1,5 @@
 """Train a Galaxy Zoo model and track it in MLflow (metrics per epoch and question, checkpoints,
-plots, the best model as an MLflow model named "model").
+plots, system metrics, the shards as dataset inputs, the best model as an MLflow model "model").
 
 Exact commands (inside the venv):
 
@@ -15,17 +15,59 @@ checkpoint with its own config. Any field below can be given as -P name=value.
 
 from gz_experiments.cli import entry_point, parse_config
 from gz_experiments.config import TrainConfig
-from gz_experiments.experiment import run_training
+
+
+def run(config: TrainConfig, *, callbacks=(), work_dir=None, nested: bool = False):
+    """Train in an MLflow run (the active one, a resumed one, or a new one) and log it all."""
+    from gz_experiments.tracking.train import log_train, resumed_config, train_run
+    from gz_experiments.training.fit import is_chief
+    from gz_experiments.training.run import images_per_epoch, run_train, training_data
+
+    if config.resume_run_id:
+        config = resumed_config(config)
+    if not is_chief():  # a non-chief worker of a multi-worker job trains but does not log
+        return _train_untracked(config, callbacks, work_dir)
+    with train_run(config, work_dir=work_dir, nested=nested) as tracker:
+        manifest = training_data(config)
+        tracker.log_data(manifest)
+        logger = tracker.epoch_logger(images_per_epoch(config, manifest))
+        result = run_train(
+            config, manifest, work_dir=tracker.work_dir, callbacks=[logger, *callbacks]
+        )
+        log_train(result)
+    return result
+
+
+def _train_untracked(config, callbacks, work_dir):
+    import tempfile
+
+    from gz_experiments.training.run import run_train, training_data
+
+    with tempfile.TemporaryDirectory(prefix="gz-train-") as tmp:
+        return run_train(
+            config, training_data(config), work_dir=work_dir or tmp, callbacks=callbacks
+        )
+
+
+def train_trial(config: TrainConfig, report) -> float:
+    """One Optuna trial (tuning.search's train_fn): train in the trial's active child run,
+    reporting every epoch's logs; the best validation loss."""
+    import keras
+
+    callback = keras.callbacks.LambdaCallback(on_epoch_end=report)
+    try:
+        return run(config, callbacks=[callback]).best_val_loss
+    finally:
+        keras.backend.clear_session()  # a long study would otherwise pile up every trial's graph
 
 
 @entry_point
 def main(argv=None):
-    config = parse_config(TrainConfig, argv, __doc__)
-    result = run_training(config)
-    print(
-        f"run {result.run_id}: best val loss {result.best_val_loss:.4f} at epoch "
-        f"{result.best_epoch} of {result.epochs_run} (baseline {result.baseline_val_loss:.4f})"
-    )
+    from gz_experiments.tracking.runs import last_run_id
+
+    result = run(parse_config(TrainConfig, argv, __doc__))
+    print(f"run {last_run_id()}: {result.summary()}")
+    return result
 
 
 if __name__ == "__main__":

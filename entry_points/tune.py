@@ -11,33 +11,54 @@ Re-running the same command adds trials to the same study (`study_name`, default
 `-P storage=postgresql://user@host/db` (password from PGPASSWORD or ~/.pgpass, never in -P:
 `mlflow run` logs every -P value). Ranges: e.g. `-P image_size_choices=128,224
 -P dropout_range=0.1,0.4`; `-P register_best=true` registers the best trial's model and moves
-the `champion` alias.
+the `champion` alias. A worker that dies costs only its running trial (marked FAILED).
 """
 
 from gz_experiments.cli import entry_point, parse_config
-from gz_experiments.config import TuneConfig
-from gz_experiments.tracking.runs import step_run
-from gz_experiments.tuning import load_study, loggable, tune, validate
+from gz_experiments.config import RegisterConfig, TuneConfig
+
+
+def run(config: TuneConfig, train_fn=None, pruner=None):
+    """The study under one parent run; `train_fn` defaults to real training of each trial and
+    `pruner` to the config's (tests pass fakes)."""
+    from entry_points.train import train_trial
+    from gz_experiments.tracking.runs import set_tags, step_run
+    from gz_experiments.tracking.tune import MlflowTrials, log_tune
+    from gz_experiments.tuning.plots import close
+    from gz_experiments.tuning.search import check_inputs, check_outcome, loggable, run_tune
+
+    check_inputs(config)  # a wrong storage fails here, before any MLflow run is opened
+    with step_run(loggable(config)) as parent:
+        trials = MlflowTrials(parent.info.run_id, config.study_name)
+        result = run_tune(config, trials, train_fn or train_trial, pruner)
+        try:
+            log_tune(result)
+        finally:
+            close(result.figures)
+        check_outcome(result)
+        if config.register_best and result.best is not None:
+            from gz_experiments.tracking.registry import register_best
+
+            registration = register_best(
+                RegisterConfig.resolve(
+                    config.preset, name=config.model_name, run_id=result.best["run_id"]
+                )
+            )
+            set_tags(
+                {
+                    "registered_version": registration.version_uri,
+                    "alias_moved": registration.alias_moved,
+                }
+            )
+            print(f"registered {registration.version_uri}: {registration.reason}")
+    return result
 
 
 @entry_point
 def main(argv=None):
-    config = parse_config(TuneConfig, argv, __doc__)
-    validate(config)
-    load_study(config)  # a wrong storage fails here, before any MLflow run is opened
-    with step_run("tune", loggable(config)) as run:
-        summary = tune(config, run.info.run_id)
-    best = summary["best"]
-    if best is None:
-        print(f"study {config.study_name}: no complete trial yet ({summary['counts']})")
-    else:
-        print(
-            f"study {config.study_name}: best trial {best['number']} val_loss {best['value']:.4f}"
-        )
-        print(f"  params {best['params']}  (MLflow run {best['run_id']})")
-    registration = summary.get("registration")
-    if registration:
-        print(f"registered {registration['version']}: {registration['reason']}")
+    result = run(parse_config(TuneConfig, argv, __doc__))
+    print(result.summary_text())
+    return result
 
 
 if __name__ == "__main__":

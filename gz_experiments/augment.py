@@ -1,7 +1,7 @@
 """Augmentation inside the model: rotate, flip, crop, resize — with one geometry for train and test.
 
 Training: rotation by any angle (reflect fill), random horizontal and vertical flips, a random
-square crop of side round(crop_fraction * S), resized to `output_size`. Inference: the *central*
+square crop of side round(crop_fraction * S), resized to `image_size`. Inference: the *central*
 crop of the same side, resized the same way, so a galaxy has the same apparent size in both.
 (zoobot's Keras RandomCrop instead shrank the whole image at inference: test images were seen at
 ~1.34x a different scale than training crops.)
@@ -29,22 +29,24 @@ def crop_side(input_size: int, crop_fraction: float) -> int:
 
 @keras.saving.register_keras_serializable(package="gz_experiments")
 class Augmentation(keras.layers.Layer):
-    """(B, S, S, C) or (S, S, C) float images in [0, 1] -> (..., output_size, output_size, C)."""
+    """(B, S, S, C) or (S, S, C) float images in [0, 1] -> (..., image_size, image_size, C)."""
 
     def __init__(
         self,
         crop_fraction: float,
-        output_size: int,
+        image_size: int | None = None,
         rotate: bool = True,
         flip: bool = True,
         seed: int | None = None,
         **kwargs,
     ):
+        # Models saved before the sizes got one name each call it output_size.
+        image_size = kwargs.pop("output_size", image_size)
         super().__init__(**kwargs)
         if not 0 < crop_fraction <= 1:
             raise ValueError(f"crop_fraction must be in (0, 1], got {crop_fraction}")
         self.crop_fraction = float(crop_fraction)
-        self.output_size = int(output_size)
+        self.image_size = int(image_size)
         self.rotate = bool(rotate)
         self.flip = bool(flip)
         self.seed = seed
@@ -60,12 +62,12 @@ class Augmentation(keras.layers.Layer):
         out = tf.raw_ops.ImageProjectiveTransformV3(
             images=images,
             transforms=transforms,
-            output_shape=tf.constant([self.output_size, self.output_size], tf.int32),
+            output_shape=tf.constant([self.image_size, self.image_size], tf.int32),
             fill_value=tf.constant(0.0),
             interpolation="BILINEAR",
             fill_mode="REFLECT",
         )
-        out = tf.reshape(out, [-1, self.output_size, self.output_size, images.shape[-1]])
+        out = tf.reshape(out, [-1, self.image_size, self.image_size, images.shape[-1]])
         out = tf.cast(out, self.compute_dtype)
         return out if batched else out[0]
 
@@ -84,16 +86,16 @@ class Augmentation(keras.layers.Layer):
             angle = tf.zeros([batch])
             flips = tf.ones([batch, 2])
             offset = tf.fill([batch, 2], (size - crop) / 2)
-        return _affine(angle, flips, offset, crop, size, float(self.output_size))
+        return _affine(angle, flips, offset, crop, size, float(self.image_size))
 
     def compute_output_shape(self, input_shape):
-        return (*input_shape[:-3], self.output_size, self.output_size, input_shape[-1])
+        return (*input_shape[:-3], self.image_size, self.image_size, input_shape[-1])
 
     def get_config(self):
         config = super().get_config()
         config.update(
             crop_fraction=self.crop_fraction,
-            output_size=self.output_size,
+            image_size=self.image_size,
             rotate=self.rotate,
             flip=self.flip,
             seed=self.seed,
@@ -101,13 +103,13 @@ class Augmentation(keras.layers.Layer):
         return config
 
 
-def _affine(angle, flips, offset, crop, size, output_size: float):
+def _affine(angle, flips, offset, crop, size, image_size: float):
     """Compose resize, crop, flip and rotation about the centre into one (B, 8) transform.
 
-    In continuous coordinates (pixel i covers [i, i+1)):  crop = out * crop/output_size;
+    In continuous coordinates (pixel i covers [i, i+1)):  crop = out * crop/image_size;
     rotated = crop + offset;  input = R(angle) F (rotated - S/2) + S/2;  index = coord - 0.5.
     """
-    scale = crop / output_size
+    scale = crop / image_size
     cos, sin = tf.cos(angle), tf.sin(angle)
     fx, fy = flips[:, 0], flips[:, 1]
     # Linear part M = R @ diag(fx, fy) @ scale.

@@ -18,16 +18,8 @@ from gz_experiments.schema import Schema
 ID_COL = "id_str"
 FILE_COL = "file_loc"
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
-
-# Galaxy Zoo 1 majority classes (shared/data/gz1_sdss_64) as one vote for one answer of `gz1`.
-GZ1_CLASS_TO_ANSWER = {
-    "elliptical": "elliptical",
-    "spiral_acw": "spiral",
-    "spiral_cw": "spiral",
-    "edge_on": "edge-on",
-    "merger": "merger",
-    "dont_know": "dont-know",
-}
+# float32 holds every whole number up to 2^24 exactly; 16777217 would silently become 16777216.
+MAX_VOTES = 2**24
 
 
 def read_table(path: str | Path) -> pd.DataFrame:
@@ -60,20 +52,32 @@ def _rows(mask: np.ndarray | pd.Series, shown: int = 5) -> str:
     return f"{len(rows)} row(s): {listed}{more}"
 
 
-def _gz1_votes(df: pd.DataFrame, schema: Schema, source: Path) -> pd.DataFrame:
-    names = df["gz1_class_name"].astype(str)
-    unknown = ~names.isin(list(GZ1_CLASS_TO_ANSWER))
+def class_votes(df: pd.DataFrame, column: str, schema: Schema, source: Path) -> pd.DataFrame:
+    """One class label per galaxy -> one vote for the matching answer (all other answers 0).
+
+    A label is an answer's column (`question_answer`), an answer name when the tree has one
+    question, or one of the tree's `class_aliases` (e.g. GZ1's spiral_cw -> spiral).
+    """
+    if column not in df.columns:
+        raise UserError(
+            f"{source}: no class column {column!r} (class_column); found {list(df.columns)[:12]}"
+        )
+    lookup = {a.label_col: a.label_col for a in schema.answers}
+    if schema.n_questions == 1:
+        lookup.update({a.name: a.label_col for a in schema.answers})
+    lookup.update({k: lookup[v] for k, v in schema.class_aliases.items() if v in lookup})
+    labels = df[column].astype("string").str.strip()
+    answer = labels.map(lookup)
+    unknown = answer.isna()
     if unknown.any():
         raise UserError(
-            f"{source}: column 'gz1_class_name' has unknown classes "
-            f"{sorted(set(names[unknown]))[:5]} in {_rows(unknown)}; "
-            f"expected one of {sorted(GZ1_CLASS_TO_ANSWER)}"
+            f"{source}: column {column!r} has labels {sorted(set(labels[unknown].fillna('')))[:5]} "
+            f"in {_rows(unknown)} that are not answers of tree {schema.name!r}; expected one of "
+            f"{sorted(lookup)[:12]}"
         )
-    question = schema.questions[0]
     df = df.copy()
-    for answer in question.answers:
-        chosen = names.map(GZ1_CLASS_TO_ANSWER) == answer.name
-        df[answer.label_col] = chosen.astype(np.float32)
+    for col in schema.label_cols:
+        df[col] = (answer == col).astype(np.float32)
     return df
 
 
@@ -84,6 +88,8 @@ def load_catalog(
     labelled: bool = True,
     fill_missing_votes: bool = False,
     missing_questions: str = "error",
+    class_column: str = "",
+    fractional_votes: bool = False,
     check_files: bool = True,
 ) -> pd.DataFrame:
     """Read and validate a catalog; `file_loc` comes back absolute and vote counts as float32.
@@ -92,12 +98,16 @@ def load_catalog(
     fill_missing_votes: NaN votes become 0 (a question not asked); the count is printed.
     missing_questions: "error", or "zero" to treat questions with no columns at all as unasked
         (e.g. `gzd5_q1_votes`, which has only the first GZD-5 question).
+    class_column: one class label per galaxy in this column, as one vote (see class_votes).
+    fractional_votes: accept non-integer counts (vote fractions x volunteers).
     check_files: every `file_loc` must exist (sharding instead records missing files as rejects).
     """
     path = Path(path)
     df = read_table(path)
-    if labelled and schema.name == "gz1" and "gz1_class_name" in df.columns:
-        df = _gz1_votes(df, schema, path)
+    if len(df) == 0:
+        raise UserError(f"{path}: the catalog has no rows")
+    if labelled and class_column:
+        df = class_votes(df, class_column, schema, path)
 
     required = [ID_COL, FILE_COL]
     missing = [c for c in required if c not in df.columns]
@@ -107,6 +117,11 @@ def load_catalog(
         )
 
     df = df.copy()
+    blank = df[ID_COL].isna() | (df[ID_COL].astype(str).str.strip() == "")
+    if blank.any():
+        raise UserError(
+            f"{path}: column '{ID_COL}' is empty in {_rows(blank)}; every galaxy needs an id"
+        )
     df[ID_COL] = df[ID_COL].astype(str)
     dup = df[ID_COL].duplicated(keep=False)
     if dup.any():
@@ -116,7 +131,7 @@ def load_catalog(
         )
     _resolve_file_locs(df, path, check_files)
     if labelled:
-        _validate_votes(df, schema, path, fill_missing_votes, missing_questions)
+        _validate_votes(df, schema, path, fill_missing_votes, missing_questions, fractional_votes)
     return df.reset_index(drop=True)
 
 
@@ -137,7 +152,12 @@ def _resolve_file_locs(df: pd.DataFrame, path: Path, check_files: bool) -> None:
 
 
 def _validate_votes(
-    df: pd.DataFrame, schema: Schema, path: Path, fill_missing: bool, missing_questions: str
+    df: pd.DataFrame,
+    schema: Schema,
+    path: Path,
+    fill_missing: bool,
+    missing_questions: str,
+    fractional: bool,
 ) -> None:
     absent_questions = [
         q for q in schema.questions if not any(c in df.columns for c in q.label_cols)
@@ -168,14 +188,29 @@ def _validate_votes(
         )
         votes = votes.fillna(0.0)
     _raise_per_column(path, votes < 0, "is negative")
-    _raise_per_column(path, (votes % 1) != 0, "is not a whole number of votes")
+    _raise_per_column(
+        path,
+        votes > MAX_VOTES,
+        f"is above {MAX_VOTES:,} votes, more than float32 stores exactly (a unit mix-up?)",
+    )
+    if not fractional:
+        _raise_per_column(
+            path,
+            (votes % 1) != 0,
+            "is not a whole number of votes (vote fractions x volunteers: pass --fractional-votes)",
+        )
+    if not (votes.to_numpy() > 0).any():
+        raise UserError(
+            f"{path}: every vote count is 0; a model cannot learn from a catalog without votes "
+            f"(check the columns, or shard it as --unlabelled-catalog to predict on it)"
+        )
     for q in schema.questions:
         if q.total_votes_col not in df.columns:
             continue
         totals = pd.to_numeric(df[q.total_votes_col], errors="coerce")
         if fill_missing:
             totals = totals.fillna(0.0)
-        wrong = ~np.isclose(totals, votes[q.label_cols].sum(axis=1))
+        wrong = ~np.isclose(totals, votes[q.label_cols].sum(axis=1), rtol=1e-6, atol=1e-6)
         if wrong.any():
             raise UserError(
                 f"{path}: column '{q.total_votes_col}' differs from the sum of "
@@ -191,17 +226,33 @@ def _raise_per_column(path: Path, bad: pd.DataFrame, problem: str) -> None:
 
 
 def split_catalog(
-    df: pd.DataFrame, val_fraction: float, test_fraction: float, seed: int
+    df: pd.DataFrame, val_fraction: float, test_fraction: float, seed: int, source: str = ""
 ) -> dict[str, pd.DataFrame]:
-    """Seeded train/val/test split of a shuffled catalog (the original had no seed)."""
-    if not (0 <= val_fraction < 1 and 0 <= test_fraction < 1 and val_fraction + test_fraction < 1):
-        raise UserError(
-            f"split fractions val={val_fraction}, test={test_fraction} must be in [0, 1) and sum below 1"
-        )
+    """Seeded train/val/test split of a shuffled catalog (the original had no seed).
+
+    A split asked for (fraction > 0) must get at least one galaxy, and training needs one: a
+    catalog too small for the requested split is refused with the numbers.
+    """
     order = np.random.default_rng(seed).permutation(len(df))
     shuffled = df.iloc[order].reset_index(drop=True)
     n_test = int(round(len(df) * test_fraction))
     n_val = int(round(len(df) * val_fraction))
+    n_train = len(df) - n_val - n_test
+    empty = [
+        name
+        for name, n, asked in (
+            ("train", n_train, True),
+            ("val", n_val, val_fraction > 0),
+            ("test", n_test, test_fraction > 0),
+        )
+        if asked and n < 1
+    ]
+    if empty:
+        raise UserError(
+            f"{source or 'the catalog'}: {len(df)} galaxies are too few for the split "
+            f"(val {val_fraction:g} -> {n_val}, test {test_fraction:g} -> {n_test}, train "
+            f"{n_train}): split(s) {empty} would be empty; add galaxies or change the fractions"
+        )
     return {
         "train": shuffled.iloc[n_val + n_test :].reset_index(drop=True),
         "val": shuffled.iloc[:n_val].reset_index(drop=True),

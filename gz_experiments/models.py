@@ -1,7 +1,7 @@
 """Galaxy Zoo models: augmentation -> encoder (by name) -> Dirichlet head, as one Keras model.
 
-    spec = ModelSpec("efficientnetb0", input_size=300, channels=1, crop_fraction=0.75,
-                     image_size=224, dropout=0.2, schema=get_schema("gzd5").to_dict())
+    spec = ModelSpec("efficientnetb0", img_size=300, channels=1, crop_fraction=0.75,
+                     image_size=224, dropout=0.2, schema=get_schema("gzd5"))
     model = build_model(spec, seed=42)   # float32 [0,1] images -> concentrations (B, n_answers)
 
 The model is three named layers, so prediction can run the encoder once and the dropout head
@@ -20,51 +20,13 @@ Adding an architecture = one builder function `(input_shape) -> keras.Model` + o
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, fields
-from typing import Any
 
 import keras
 
 from gz_experiments.augment import Augmentation
 from gz_experiments.errors import UserError
 from gz_experiments.losses import concentrations_from_logits
-from gz_experiments.schema import Schema
-
-
-@dataclass(frozen=True)
-class ModelSpec:
-    """Everything needed to rebuild the model and to feed it: stored with every saved model."""
-
-    architecture: str
-    input_size: int  # side of the stored (shard) images the model takes
-    channels: int  # 1 = greyscale, 3 = colour
-    crop_fraction: float  # crop side = round(crop_fraction * input_size), train and inference
-    image_size: int  # side after crop + resize: what the encoder sees
-    dropout: float
-    schema: dict  # Schema.to_dict()
-
-    @property
-    def greyscale(self) -> bool:
-        return self.channels == 1
-
-    def get_schema(self) -> Schema:
-        return Schema.from_dict(self.schema)
-
-    @property
-    def label_cols(self) -> list[str]:
-        return self.get_schema().label_cols
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> ModelSpec:
-        known = {f.name for f in fields(cls)}
-        missing = sorted(known - set(data))
-        if missing:
-            raise UserError(f"model spec is missing {missing}; was it written by gz_experiments?")
-        return cls(**{k: data[k] for k in known})
-
+from gz_experiments.model_spec import ModelSpec
 
 # ---- encoders: (input_shape) -> keras.Model mapping images to pooled features ----------------
 
@@ -141,7 +103,7 @@ def build_model(spec: ModelSpec, seed: int | None = None) -> keras.Model:
     """The full model; `seed` seeds Keras' global RNG (weight init) and the augmentation."""
     if seed is not None:
         keras.utils.set_random_seed(seed)
-    inputs = keras.Input((spec.input_size, spec.input_size, spec.channels), name="image")
+    inputs = keras.Input((spec.img_size, spec.img_size, spec.channels), name="image")
     augment = Augmentation(spec.crop_fraction, spec.image_size, seed=seed, name="augment")
     encoder = build_encoder(spec.architecture, spec.image_size, spec.channels)
     head = build_head(encoder.output.shape[-1], len(spec.label_cols), spec.dropout)

@@ -1,8 +1,9 @@
 """The `main` pipeline: simulate -> shard -> train -> evaluate -> register -> predict.
 
-Each step is its own entry point, run as a child of the `main` run by a runner
-(`tracking.projects.ProjectRunner`: `mlflow.projects.run`, or a FINISHED run with the same
-entry point, parameters and git commit, reused). Steps talk only through what their runs record:
+Each step is its own entry point, run as a child of the `main` run by a runner given by the
+caller (the main entry point passes `tracking.projects.ProjectRunner`: `mlflow.projects.run`, or
+a FINISHED run with the same entry point, parameters and code version, reused). Steps talk only
+through what their runs record:
 
 - simulate -> the catalog it wrote (tag `gz.catalog`);
 - shard    -> the shard folder we asked for (`shard_dir` parameter);
@@ -16,27 +17,24 @@ Every step gets the same preset; `extra` adds per-step parameters ("train.epochs
 
 from __future__ import annotations
 
-import hashlib
-import json
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-import pandas as pd
-
-from gz_experiments.cli import parse_config
 from gz_experiments.config import MainConfig, ShardConfig
 from gz_experiments.errors import UserError
-from gz_experiments.evaluation_plots import markdown_table
-from gz_experiments.manifest import MANIFEST_NAME
-from gz_experiments.tracking.projects import ProjectRunner, StepRun, ui_command
-from gz_experiments.tracking.runs import download_artifacts, log_text, set_tags, step_run
+from gz_experiments.shards.default import shard_dir_for
+from gz_experiments.shards.manifest import MANIFEST_NAME
+from gz_experiments.step_run import StepRun
 
 STEPS = ("simulate", "shard", "train", "evaluate", "register", "predict")
 SPLIT = "test"
 SUMMARY_COLUMNS = ("n", "accuracy", "accuracy_confident", "mae", "coverage_0.8", "truth_mae_ratio")
+TRAIN_HEADLINE = (
+    ("best validation loss", "best_val_loss"),
+    ("image-blind baseline loss", "baseline_val_loss"),
+)
 HEADLINE_METRICS = (
     ("mean accuracy", "mean_accuracy"),
     ("mean accuracy (confident)", "mean_accuracy_confident"),
@@ -70,9 +68,22 @@ class PipelineResult:
 
     @property
     def headline(self) -> dict[str, float]:
-        metrics = self.steps["evaluate"].metrics if "evaluate" in self.steps else {}
-        return {label: metrics[f"{SPLIT}/{key}"] for label, key in HEADLINE_METRICS
-                if f"{SPLIT}/{key}" in metrics}  # fmt: skip
+        """Label -> value of the numbers a user looks at first (train and evaluate runs)."""
+        train = self.steps["train"].metrics if "train" in self.steps else {}
+        evaluate = self.steps["evaluate"].metrics if "evaluate" in self.steps else {}
+        out = {label: train[key] for label, key in TRAIN_HEADLINE if key in train}
+        out.update({label: evaluate[f"{SPLIT}/{key}"] for label, key in HEADLINE_METRICS
+                    if f"{SPLIT}/{key}" in evaluate})  # fmt: skip
+        return out
+
+    def headline_metrics(self) -> dict[str, float]:
+        """The headline as metric keys for the parent run (train's and `test/...` names)."""
+        train = self.steps["train"].metrics if "train" in self.steps else {}
+        evaluate = self.steps["evaluate"].metrics if "evaluate" in self.steps else {}
+        out = {key: train[key] for _, key in TRAIN_HEADLINE if key in train}
+        out.update({f"{SPLIT}/{key}": evaluate[f"{SPLIT}/{key}"] for _, key in HEADLINE_METRICS
+                    if f"{SPLIT}/{key}" in evaluate})  # fmt: skip
+        return out
 
 
 def step_overrides(extra: dict[str, str]) -> dict[str, dict[str, str]]:
@@ -89,15 +100,11 @@ def step_overrides(extra: dict[str, str]) -> dict[str, dict[str, str]]:
     return out
 
 
-def shard_dir_for(catalog: str, parameters: dict[str, str]) -> str:
-    """A shard folder beside the simulated catalog, named by the hash of the ShardConfig these
-    parameters resolve to (preset values included), so the same config finds the same
-    (idempotent) shards and a changed preset or code default never collides with old shards."""
-    argv = [arg for key, value in parameters.items() for arg in (f"--{key}", value)]
-    config = parse_config(ShardConfig, argv, None).replace(n_workers=0)
-    key = json.dumps(config.to_dict(), sort_keys=True)
-    digest = hashlib.sha256(key.encode()).hexdigest()[:12]
-    return str(Path(catalog).parent / "shards" / f"main-{digest}")
+def shard_folder(catalog: str, preset: str, parameters: dict[str, str]) -> str:
+    """The shard folder of the simulated catalog for these shard parameters: the same folder
+    `train` uses for the preset's default dataset (shards.default), so both share the shards."""
+    config = ShardConfig.from_strings(preset, {**parameters, "catalog": catalog})
+    return str(shard_dir_for(config))
 
 
 def simulated_catalog(run: StepRun) -> str:
@@ -132,9 +139,8 @@ def run_pipeline(config: MainConfig, runner: Runner) -> PipelineResult:
 
     preset = {"preset": config.preset}
     catalog = simulated_catalog(run("simulate", preset))
-    shard_params = {**preset, "catalog": catalog, **extra["shard"]}
-    result.shard_dir = shard_dir_for(catalog, shard_params)
-    run("shard", {**shard_params, "shard_dir": result.shard_dir})
+    result.shard_dir = shard_folder(catalog, config.preset, extra["shard"])
+    run("shard", {**preset, "catalog": catalog, "shard_dir": result.shard_dir})
     train = run("train", {**preset, "shard_dir": result.shard_dir})
     result.model_uri = f"runs:/{train.run_id}/model"
     evaluate = {"model_uri": result.model_uri, "shard_dir": result.shard_dir, "split": SPLIT}
@@ -168,27 +174,14 @@ def summary_text(result: PipelineResult, *, ui_command: str, parent_run_id: str,
     return "\n".join(lines) + "\n"
 
 
-def run_main(config: MainConfig, project_dir: str | Path = ".") -> str:
-    """The `main` entry point: the pipeline under one parent run; returns the summary text."""
-    start = time.monotonic()
-    with step_run("main", config) as parent:
-        runner = ProjectRunner(project_dir, config.env_manager, reuse=config.reuse)
-        result = run_pipeline(config, runner)
-        set_tags({f"{step}_run_id": run.run_id for step, run in result.steps.items()})
-        set_tags({f"{step}_reused": run.reused for step, run in result.steps.items()})
-        text = summary_text(
-            result,
-            ui_command=ui_command(),
-            parent_run_id=parent.info.run_id,
-            table=evaluation_table(result.steps["evaluate"]),
-            elapsed=time.monotonic() - start,
-        )
-        log_text(text, "summary.txt")
-    return text
+EXPECTED_MINUTES = {"debug": "1-2 minutes", "cpu": "about 4 minutes", "paper": "GPU hours"}
 
 
-def evaluation_table(run: StepRun) -> str:
-    """The evaluate run's per-question table, narrowed to what fits a terminal."""
-    path = download_artifacts(run.run_id, f"evaluation/{SPLIT}/metrics.csv")
-    table = pd.read_csv(path, index_col=0)
-    return markdown_table(table[[c for c in SUMMARY_COLUMNS if c in table.columns]])
+def plan_text(config: MainConfig) -> str:
+    """What the user reads first: the steps and how long they take."""
+    return (
+        f"gz_experiments main pipeline, preset {config.preset}: {' -> '.join(STEPS)}, each a "
+        f"child MLflow run. Expect {EXPECTED_MINUTES[config.preset]} on a 2-core CPU (steps "
+        f"already run with the same parameters and code are reused). Training stops early when "
+        f"the validation loss stops improving, usually well before its epoch limit."
+    )

@@ -28,7 +28,8 @@ import numpy as np
 
 from gz_experiments.errors import UserError
 
-BUILTIN_TREES = ("gzd5", "gzd12", "gz2", "dr8", "gz1")
+BUILTIN_TREES = ("gzd5", "gzd12", "gz2", "dr8", "gz1", "decals-all", "kaggle-gz2")
+TREE_KEYS = ("name", "questions", "class_aliases")
 
 
 @dataclass(frozen=True)
@@ -70,8 +71,12 @@ class Question:
 class Schema:
     """A validated decision tree. Build with `get_schema` or `Schema.from_dict`."""
 
-    def __init__(self, name: str, questions: list[Question]):
+    def __init__(
+        self, name: str, questions: list[Question], class_aliases: dict[str, str] | None = None
+    ):
         self.name = name
+        # Other spellings of answers in one-label-per-galaxy catalogs (e.g. GZ1's spiral_cw).
+        self.class_aliases: dict[str, str] = dict(class_aliases or {})
         self.questions: tuple[Question, ...] = tuple(questions)
         self.answers: tuple[Answer, ...] = tuple(a for q in questions for a in q.answers)
         self.label_cols: list[str] = [a.label_col for a in self.answers]
@@ -109,11 +114,6 @@ class Schema:
             return self._answers[label_col]
         except KeyError:
             raise KeyError(f"schema {self.name!r} has no answer column {label_col!r}") from None
-
-    @cached_property
-    def answer_question_index(self) -> np.ndarray:
-        """For each answer (label order), the index of its question: the segment ids of the loss."""
-        return np.array([self._questions[a.question].index for a in self.answers], dtype=np.int32)
 
     @cached_property
     def topological_order(self) -> list[Question]:
@@ -156,13 +156,16 @@ class Schema:
         return Schema.from_dict(tree, source=f"subset of {self.name}")
 
     def to_dict(self) -> dict:
-        return {
+        out = {
             "name": self.name,
             "questions": [
                 {"name": q.name, "answers": [a.name for a in q.answers], "parents": list(q.parents)}
                 for q in self.questions
             ],
         }
+        if self.class_aliases:
+            out["class_aliases"] = dict(self.class_aliases)
+        return out
 
     # ---- probabilities -------------------------------------------------------------------
 
@@ -221,31 +224,23 @@ class Schema:
         if not raw_questions:
             raise fail("the tree has no questions")
 
-        questions: list[Question] = []
-        seen_q: set[str] = set()
-        next_index = 0
-        for i, raw in enumerate(raw_questions):
-            if not isinstance(raw, dict) or "name" not in raw or "answers" not in raw:
-                raise fail(f"question #{i + 1} needs 'name' and 'answers'")
-            q_name = str(raw["name"])
-            if q_name in seen_q:
-                raise fail(f"question name {q_name!r} appears twice; question names must be unique")
-            seen_q.add(q_name)
-            answer_names = [str(a) for a in raw["answers"] or []]
-            if len(answer_names) < 2:
+        questions = [_question(raw, i, fail) for i, raw in enumerate(raw_questions)]
+        names = [q.name for q in questions]
+        repeated = sorted({n for n in names if names.count(n) > 1})
+        if repeated:
+            raise fail(
+                f"question name {repeated[0]!r} appears twice; question names must be unique"
+            )
+        questions = _numbered(questions)
+        label_cols: dict[str, Answer] = {}
+        for answer in (a for q in questions for a in q.answers):
+            other = label_cols.setdefault(answer.label_col, answer)
+            if other is not answer:
                 raise fail(
-                    f"question {q_name!r} has {len(answer_names)} answer(s); it needs at least 2"
+                    f"answer {answer.name!r} of question {answer.question!r} and answer "
+                    f"{other.name!r} of question {other.question!r} both make the column "
+                    f"{answer.label_col!r}; rename one of them"
                 )
-            duplicates = sorted({a for a in answer_names if answer_names.count(a) > 1})
-            if duplicates:
-                raise fail(f"question {q_name!r} repeats answer(s) {duplicates}")
-            parents = raw.get("parents", raw.get("parent"))
-            parents = [] if parents is None else [parents] if isinstance(parents, str) else parents
-            answers = tuple(Answer(q_name, a, next_index + j) for j, a in enumerate(answer_names))
-            next_index += len(answers)
-            questions.append(Question(q_name, answers, tuple(str(p) for p in parents), i))
-
-        label_cols = {a.label_col: a for q in questions for a in q.answers}
         for q in questions:
             for parent in q.parents:
                 if parent not in label_cols:
@@ -256,7 +251,60 @@ class Schema:
                 if label_cols[parent].question == q.name:
                     raise fail(f"question {q.name!r} hangs on its own answer {parent!r}")
         _check_acyclic(questions, label_cols, fail)
-        return cls(name, questions)
+        aliases = tree.get("class_aliases") or {}
+        if not isinstance(aliases, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in aliases.items()
+        ):
+            raise fail(
+                "class_aliases must map label text to answer names, e.g. {spiral_cw: spiral}"
+            )
+        unknown = sorted(set(tree) - set(TREE_KEYS))
+        if unknown:
+            raise fail(f"unknown key(s) {unknown}; a tree has {list(TREE_KEYS)}")
+        return cls(name, questions, aliases)
+
+
+def _text(value, what: str, fail) -> str:
+    """Names must be text: YAML turns unquoted yes/no/on/off into booleans and 1 into a number."""
+    if not isinstance(value, str) or not value.strip():
+        hint = ' (quote it: "yes", "no", "1")' if isinstance(value, bool | int | float) else ""
+        raise fail(f"{what} {value!r} is not a non-empty text{hint}")
+    return value
+
+
+def _question(raw, i: int, fail) -> Question:
+    """One question from its mapping (answer indices are assigned by `_numbered`)."""
+    if not isinstance(raw, dict) or "name" not in raw or "answers" not in raw:
+        raise fail(f"question #{i + 1} needs 'name' and 'answers'")
+    q_name = _text(raw["name"], f"question #{i + 1}'s name", fail)
+    answers = raw["answers"]
+    if not isinstance(answers, list):
+        raise fail(f"question {q_name!r}: 'answers' must be a list")
+    answer_names = [_text(a, f"question {q_name!r}: answer", fail) for a in answers]
+    if len(answer_names) < 2:
+        raise fail(f"question {q_name!r} has {len(answer_names)} answer(s); it needs at least 2")
+    duplicates = sorted({a for a in answer_names if answer_names.count(a) > 1})
+    if duplicates:
+        raise fail(f"question {q_name!r} repeats answer(s) {duplicates}")
+    parents = raw.get("parents", raw.get("parent"))
+    parents = [] if parents is None else [parents] if isinstance(parents, str) else parents
+    if not isinstance(parents, list):
+        raise fail(
+            f"question {q_name!r}: parents must be a list of answer columns, got {parents!r}"
+        )
+    parents = [_text(p, f"question {q_name!r}: parent", fail) for p in parents]
+    answers = tuple(Answer(q_name, a, j) for j, a in enumerate(answer_names))
+    return Question(q_name, answers, tuple(parents), i)
+
+
+def _numbered(questions: list[Question]) -> list[Question]:
+    """Give answers their position in label order (a question's answers are contiguous)."""
+    out, next_index = [], 0
+    for q in questions:
+        answers = tuple(Answer(q.name, a.name, next_index + j) for j, a in enumerate(q.answers))
+        next_index += len(answers)
+        out.append(Question(q.name, answers, q.parents, q.index))
+    return out
 
 
 def _check_acyclic(questions: list[Question], label_cols: dict[str, Answer], fail) -> None:
@@ -282,7 +330,12 @@ def load_tree_file(path: str | Path) -> dict:
     path = Path(path)
     if not path.is_file():
         raise UserError(f"{path}: tree file not found")
-    text = path.read_text()
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise UserError(
+            f"{path}: the tree file is not UTF-8 text ({exc.reason} at byte {exc.start})"
+        ) from None
     try:
         if path.suffix.lower() == ".json":
             return json.loads(text)

@@ -10,10 +10,9 @@ import time
 
 import mlflow
 
+from entry_points.tune import run
 from gz_experiments.cli import entry_point, parse_config
 from gz_experiments.config import TuneConfig
-from gz_experiments.tracking.runs import step_run
-from gz_experiments.tuning import loggable, tune
 
 
 def fake_train(train_config, report) -> float:
@@ -29,9 +28,8 @@ def fake_train(train_config, report) -> float:
 
 @entry_point
 def main(argv=None):
-    config = parse_config(TuneConfig, argv, __doc__)
-    with step_run("tune", loggable(config)) as run:
-        tune(config, run.info.run_id, train_fn=fake_train)
+    result = run(parse_config(TuneConfig, argv, __doc__), train_fn=fake_train)
+    print(result.summary_text())
 
 
 if __name__ == "__main__":

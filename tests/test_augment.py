@@ -37,14 +37,14 @@ def test_inference_is_the_central_crop_of_the_training_side():
     np.testing.assert_array_equal(out, x[:, 8:24, 8:24])
 
 
-@pytest.mark.parametrize("crop_fraction, output_size", [(0.75, 48), (0.75, 32), (0.6, 40)])
-def test_train_and_inference_show_galaxies_at_the_same_scale(crop_fraction, output_size):
+@pytest.mark.parametrize("crop_fraction, image_size", [(0.75, 48), (0.75, 32), (0.6, 40)])
+def test_train_and_inference_show_galaxies_at_the_same_scale(crop_fraction, image_size):
     """zoobot's pitfall: inference shrank the whole image, so test disks looked smaller."""
     side = crop_side(64, crop_fraction)
     radius = min(12, side - 32 - 1)  # inside every possible crop window, so never cut off
     disk = _disk(64, radius)
-    layer = Augmentation(crop_fraction, output_size, rotate=False, seed=3)
-    expected = radius * output_size / side
+    layer = Augmentation(crop_fraction, image_size, rotate=False, seed=3)
+    expected = radius * image_size / side
     at_inference = _radius(layer(disk, training=False))
     in_training = [_radius(layer(disk, training=True)) for _ in range(4)]
     assert abs(at_inference - expected) < 1
@@ -101,7 +101,7 @@ def test_saved_model_keeps_the_layer_and_its_inference_output(tmp_path):
     loaded = keras.models.load_model(path)
     layer = loaded.get_layer("augment")
     assert isinstance(layer, Augmentation)
-    assert (layer.crop_fraction, layer.output_size, layer.rotate, layer.flip) == (
+    assert (layer.crop_fraction, layer.image_size, layer.rotate, layer.flip) == (
         0.75,
         16,
         True,

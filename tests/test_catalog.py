@@ -103,7 +103,7 @@ def test_split_is_seeded_disjoint_and_complete(tmp_path):
 def test_real_gz1_catalog_loads_as_one_vote_per_galaxy():
     folder = shared_data("gz1_sdss_64")
     schema = get_schema("gz1")
-    df = load_catalog(folder / "catalog.csv", schema)
+    df = load_catalog(folder / "catalog.csv", schema, class_column="gz1_class_name")
     assert len(df) == 6664
     assert (df[schema.label_cols].sum(axis=1) == 1).all()
     assert df["gz1-class_spiral"].sum() == 436 + 414

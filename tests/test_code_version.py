@@ -54,7 +54,7 @@ def test_any_source_change_is_a_new_version(project, change):
 def test_every_step_run_records_the_version_of_the_code_it_ran(tracking):
     import mlflow
 
-    with step_run("simulate", SimulateConfig.resolve("debug")) as run:
+    with step_run(SimulateConfig.resolve("debug")) as run:
         run_id = run.info.run_id
     code_version.cache_clear()
     tags = mlflow.MlflowClient().get_run(run_id).data.tags

@@ -8,19 +8,18 @@ import pytest
 import tensorflow as tf
 
 from gz_experiments.augment import Augmentation
-from gz_experiments.data import make_dataset
 from gz_experiments.errors import UserError
 from gz_experiments.images import load_image
-from gz_experiments.shards import write_shards
+from gz_experiments.shards.dataset import make_dataset
 
-from .test_shards import config_for, make_catalog
+from .test_shards import config_for, make_catalog, shard
 
 
 @pytest.fixture(scope="module")
 def colour_shards(tmp_path_factory):
     folder = tmp_path_factory.mktemp("data")
     catalog = make_catalog(folder, n=40)
-    return write_shards(config_for(catalog, folder / "shards", greyscale=False))
+    return shard(config_for(catalog, folder / "shards", greyscale=False))
 
 
 def _ids(ds) -> list[str]:
@@ -100,6 +99,6 @@ def test_errors_name_the_problem(colour_shards, tmp_path):
         make_dataset(colour_shards, "predict", batch_size=2, training=False)
     with pytest.raises(UserError, match="no manifest.json"):
         make_dataset(tmp_path, "train", batch_size=2, training=False)
-    grey = write_shards(config_for(make_catalog(tmp_path, n=5), tmp_path / "grey"))
+    grey = shard(config_for(make_catalog(tmp_path, n=10), tmp_path / "grey"))
     with pytest.raises(UserError, match="greyscale.*--greyscale false"):
         make_dataset(grey, "train", batch_size=2, training=False, greyscale=False)

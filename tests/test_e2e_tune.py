@@ -12,7 +12,7 @@ import optuna
 import pytest
 from mlflow.tracking import MlflowClient
 
-from gz_experiments.tuning import RUN_ID_ATTR
+from gz_experiments.tuning.search import RUN_ID_ATTR
 
 REPO = Path(__file__).resolve().parents[1]
 STATE = {"COMPLETE": "COMPLETE", "PRUNED": "PRUNED", "FAIL": "FAILED"}

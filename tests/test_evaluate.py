@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from gz_experiments import evaluate
+from gz_experiments.evaluation import protocol as evaluate
 from gz_experiments.schema import Schema
 
 # A two-question tree: `shape` (binary) is asked of everyone, `arms` (3 answers) after "disk".
@@ -203,12 +203,12 @@ def write_toy_catalog(folder, n_galaxies=24, size=16):
 def test_evaluate_model_logs_metrics_plots_and_tables(tmp_path, tracking):
     import mlflow
 
+    from entry_points.evaluate import run as run_evaluate_step
     from gz_experiments.config import EvaluateConfig, ShardConfig
-    from gz_experiments.models import ModelSpec, build_model
-    from gz_experiments.shards import write_shards
-    from gz_experiments.tracking.evaluation import evaluate_model
+    from gz_experiments.model_spec import ModelSpec
+    from gz_experiments.models import build_model
+    from gz_experiments.shards.writer import write_shards
     from gz_experiments.tracking.models import log_galaxy_model
-    from gz_experiments.tracking.runs import step_run
 
     catalog, tree = write_toy_catalog(tmp_path / "sim")
     shard_dir = tmp_path / "shards"
@@ -218,7 +218,7 @@ def test_evaluate_model_logs_metrics_plots_and_tables(tmp_path, tracking):
             img_size=16, test_fraction=0.5, n_workers=1,
         )
     )  # fmt: skip
-    spec = ModelSpec("small_cnn", 16, 1, 0.75, 16, 0.2, TREE.to_dict())
+    spec = ModelSpec("small_cnn", 16, 1, 0.75, 16, 0.2, TREE)
     build_model(spec, seed=0).save(tmp_path / "m.keras")
     with mlflow.start_run() as train_run:
         log_galaxy_model(tmp_path / "m.keras", spec)
@@ -226,9 +226,15 @@ def test_evaluate_model_logs_metrics_plots_and_tables(tmp_path, tracking):
     config = EvaluateConfig.resolve(
         "debug", model_uri=f"runs:/{train_run.info.run_id}/model", shard_dir=str(shard_dir)
     )
-    with step_run("evaluate", config) as run:
-        evaluation = evaluate_model(config)
+    evaluation = run_evaluate_step(config).evaluation
+    run = mlflow.last_active_run()
+    again = run_evaluate_step(config).evaluation  # the same seed: the same MC samples, metrics
+    assert again.metrics("test") == evaluation.metrics("test")
+    other = run_evaluate_step(config.replace(seed=1)).evaluation
+    assert other.metrics("test") != evaluation.metrics("test")
     logged = mlflow.get_run(run.info.run_id).data.metrics
+    inputs = mlflow.get_run(run.info.run_id).inputs.dataset_inputs
+    assert [i.dataset.name for i in inputs] == [f"{TREE.name}/test"]
     assert logged["test/n_galaxies"] == 12
     assert logged["test/shape/n"] == 12
     assert 0 <= logged["test/shape/accuracy"] <= 1

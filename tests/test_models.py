@@ -25,19 +25,19 @@ def spec_for(architecture: str = "small_cnn", channels: int = 1, **changes) -> M
     image_size = max(16, MIN_IMAGE_SIZE.get(architecture, 1))
     values = dict(
         architecture=architecture,
-        input_size=image_size + 8,
+        img_size=image_size + 8,
         channels=channels,
         crop_fraction=0.8,
         image_size=image_size,
         dropout=0.2,
-        schema=SCHEMA.to_dict(),
+        schema=SCHEMA,
     )
     values.update(changes)
     return ModelSpec(**values)
 
 
 def images(spec: ModelSpec, n: int = 3, seed: int = 0) -> np.ndarray:
-    shape = (n, spec.input_size, spec.input_size, spec.channels)
+    shape = (n, spec.img_size, spec.img_size, spec.channels)
     return np.random.default_rng(seed).random(shape, dtype=np.float32)
 
 

@@ -7,7 +7,9 @@ import pytest
 from gz_experiments import pipeline
 from gz_experiments.config import MainConfig, ShardConfig
 from gz_experiments.errors import UserError
-from gz_experiments.tracking.projects import ProjectRunner, StepRun, find_finished_run
+from gz_experiments.shards.default import default_shard_config
+from gz_experiments.step_run import StepRun
+from gz_experiments.tracking.projects import ProjectRunner, find_finished_run
 
 ENTRY_POINT_TAG = "mlflow.project.entryPoint"
 CODE_TAG = "gz.code_version"
@@ -41,7 +43,9 @@ def test_each_step_gets_the_outputs_of_the_steps_before_it():
     )
     assert calls["shard"]["catalog"] == "/cache/sim/catalog.csv"
     shard_dir = calls["shard"]["shard_dir"]
-    assert shard_dir.startswith("/cache/sim/shards/main-")
+    assert shard_dir.startswith("/cache/sim/shards/")
+    # the very folder `train` would use for the preset's default dataset: both share the shards
+    assert shard_dir == default_shard_config("debug", "/cache/sim/catalog.csv").shard_dir
     assert calls["train"] == {"preset": "debug", "shard_dir": shard_dir, "epochs": "3"}
     assert calls["evaluate"]["model_uri"] == "runs:/train-id/model"
     assert calls["evaluate"]["shard_dir"] == shard_dir
@@ -53,14 +57,13 @@ def test_each_step_gets_the_outputs_of_the_steps_before_it():
 
 def test_shard_folder_depends_on_the_resolved_shard_config():
     catalog = "/d/catalog.csv"
-    a = pipeline.shard_dir_for(catalog, {"preset": "cpu", "catalog": catalog})
-    b = pipeline.shard_dir_for(catalog, {"catalog": catalog, "preset": "cpu"})
+    a = pipeline.shard_folder(catalog, "cpu", {})
     # The cpu preset's own img_size, given explicitly, is the same config.
     img_size = str(ShardConfig.resolve("cpu").img_size)
-    c = pipeline.shard_dir_for(catalog, {"preset": "cpu", "catalog": catalog, "img_size": img_size})
-    d = pipeline.shard_dir_for(catalog, {"preset": "debug", "catalog": catalog})
-    e = pipeline.shard_dir_for(catalog, {"preset": "cpu", "catalog": catalog, "seed": "7"})
-    assert a == b == c
+    c = pipeline.shard_folder(catalog, "cpu", {"img_size": img_size, "n_workers": "1"})
+    d = pipeline.shard_folder(catalog, "debug", {})
+    e = pipeline.shard_folder(catalog, "cpu", {"seed": "7"})
+    assert a == c
     assert len({a, d, e}) == 3
 
 

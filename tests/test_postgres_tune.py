@@ -12,8 +12,8 @@ import optuna
 import pytest
 from mlflow.tracking import MlflowClient
 
-from gz_experiments.tuning import RUN_ID_ATTR
-from gz_experiments.tuning_storage import with_installed_driver
+from gz_experiments.tuning.search import RUN_ID_ATTR
+from gz_experiments.tuning.storage import with_installed_driver
 
 from .postgres import create_database, running_postgres
 

@@ -11,10 +11,13 @@ import pyarrow.parquet as pq
 import pytest
 from PIL import Image
 
-from gz_experiments.batch_predict import predict_to_file
+from gz_experiments.config import ConfigError, Sampling
 from gz_experiments.errors import UserError
-from gz_experiments.predict import make_sampler, output_columns, predict, predict_frame, summarise
+from gz_experiments.prediction.run import predict, predict_to_file
+from gz_experiments.prediction.sampling import Sampler, compiled
+from gz_experiments.prediction.tables import output_columns, summarise
 from gz_experiments.schema import get_schema
+from gz_experiments.serving.model import predict_frame
 
 from .conftest import shared_data
 from .tiny_models import REAL_IMAGES, save_tiny_model, tiny_spec
@@ -74,7 +77,7 @@ def test_head_mode_without_dropout_equals_a_deterministic_pass(tiny):
     model.set_weights(tiny[0].get_weights())
     model.get_layer("head").get_layer("dropout").rate = 0.0
     images = np.random.default_rng(0).random((3, 32, 32, 1), dtype=np.float32)
-    samples = make_sampler(model, 4, "head")(images).numpy()
+    samples = Sampler(model, Sampling(n_samples=4))(images, ["a", "b", "c"])
     assert samples.shape == (3, 4, SCHEMA.n_answers)
     expected = model(images, training=False).numpy()
     for i in range(4):
@@ -85,7 +88,7 @@ def test_head_and_full_modes_sample_different_dropout_masks(tiny):
     model, _ = tiny
     images = np.random.default_rng(1).random((2, 32, 32, 1), dtype=np.float32)
     for mode in ("head", "full"):
-        samples = make_sampler(model, 5, mode)(images).numpy()
+        samples = Sampler(model, Sampling(n_samples=5, mc_mode=mode))(images, ["a", "b"])
         assert samples.shape == (2, 5, SCHEMA.n_answers)
         assert np.all(samples > 1.0) and np.all(samples < 101.0)
         assert np.ptp(samples, axis=1).max() > 1e-3, f"{mode}: all passes identical"
@@ -99,7 +102,7 @@ def test_folder_of_real_images_skips_a_corrupt_one_and_reports_it(tiny, real_png
     (folder / "sub" / "extra.png").symlink_to(real_pngs[5])
     (folder / "broken.png").write_bytes(b"not a png at all")
     (folder / ".DS_Store").write_bytes(b"hidden files are ignored")
-    df = predict(tiny[0], tiny[1], folder, n_samples=3, batch_size=4)
+    df = predict(tiny[0], tiny[1], folder, Sampling(n_samples=3, batch_size=4))
     check_table(df, n_samples=3)
     assert len(df) == 6
     assert "sub/extra" in set(df["id_str"]) and real_pngs[0].stem in set(df["id_str"])
@@ -131,7 +134,7 @@ def test_catalog_streams_to_parquet_batch_by_batch(tiny, real_pngs, tmp_path):
     pd.DataFrame(rows).to_csv(catalog, index=False)
     out = tmp_path / "out" / "predictions.parquet"
     report = predict_to_file(
-        tiny[0], tiny[1], catalog, out, n_samples=2, batch_size=3, progress=False
+        tiny[0], tiny[1], catalog, out, Sampling(n_samples=2, batch_size=3), progress=False
     )
     assert (report.n_predicted, len(report.skipped), report.n_inputs) == (7, 1, 8)
     assert report.skipped[0][0] == "gone" and "not found" in report.skipped[0][2]
@@ -144,7 +147,7 @@ def test_catalog_streams_to_parquet_batch_by_batch(tiny, real_pngs, tmp_path):
 
 def test_csv_output_matches_the_in_memory_table(tiny, real_pngs, tmp_path):
     report = predict_to_file(
-        tiny[0], tiny[1], real_pngs[:3], tmp_path / "p.csv", n_samples=2, progress=False
+        tiny[0], tiny[1], real_pngs[:3], tmp_path / "p.csv", Sampling(n_samples=2), progress=False
     )
     df = pd.read_csv(tmp_path / "p.csv", dtype={"id_str": str})
     assert report.n_predicted == 3
@@ -155,7 +158,7 @@ def test_frame_with_base64_and_bytes_images_keeps_ids_and_rows(tiny):
     b64 = base64.b64encode(png_bytes(1)).decode()
     frame = pd.DataFrame({"image": [b64, png_bytes(2), f"data:image/png;base64,{b64}"],
                           "id_str": ["a", "b", "c"]})  # fmt: skip
-    df = predict_frame(tiny[0], tiny[1], frame, n_samples=2)
+    df = predict_frame(tiny[0], tiny[1], frame, Sampling(n_samples=2))
     assert df["id_str"].tolist() == ["a", "b", "c"]
     assert list(df.columns) == output_columns(SCHEMA, n_samples=0)
     check_table(df, n_samples=0)
@@ -164,14 +167,14 @@ def test_frame_with_base64_and_bytes_images_keeps_ids_and_rows(tiny):
 def test_frame_with_an_unreadable_image_names_the_row(tiny):
     frame = pd.DataFrame({"image": [base64.b64encode(png_bytes()).decode(), "%%%not-base64%%%"]})
     with pytest.raises(UserError, match="row 1 .*base64"):
-        predict_frame(tiny[0], tiny[1], frame)
+        predict_frame(tiny[0], tiny[1], frame, Sampling())
     with pytest.raises(UserError, match="'file_loc' .* or 'image'"):
-        predict_frame(tiny[0], tiny[1], pd.DataFrame({"path": ["x.png"]}))
+        predict_frame(tiny[0], tiny[1], pd.DataFrame({"path": ["x.png"]}), Sampling())
 
 
 def test_shard_folder_predicts_its_split_in_manifest_order(tiny, real_pngs, tmp_path):
     from gz_experiments.config import ShardConfig
-    from gz_experiments.shards import write_shards
+    from gz_experiments.shards.writer import write_shards
 
     catalog = tmp_path / "unlabelled.csv"
     pd.DataFrame({"id_str": [p.stem for p in real_pngs[:6]], "file_loc": real_pngs[:6]}).to_csv(
@@ -182,26 +185,40 @@ def test_shard_folder_predicts_its_split_in_manifest_order(tiny, real_pngs, tmp_
         shard_dir=str(tmp_path / "shards"), schema="gzd5", n_workers=1,
     )  # fmt: skip
     write_shards(config, progress=False)
-    df = predict(tiny[0], tiny[1], tmp_path / "shards", n_samples=2, batch_size=4)
+    df = predict(tiny[0], tiny[1], tmp_path / "shards", Sampling(n_samples=2, batch_size=4))
     assert df["id_str"].tolist() == [p.stem for p in real_pngs[:6]]  # the catalog's order
     check_table(df, n_samples=2)
-    with pytest.raises(UserError, match="64px"):
-        predict(tiny[0], tiny_spec(input_size=64), tmp_path / "shards")
+    with pytest.raises(UserError, match="32 px, the model takes 64 px"):
+        predict(tiny[0], tiny_spec(img_size=64), tmp_path / "shards")
 
 
 def test_samplers_are_compiled_once_per_model_and_setting(tiny):
     model = tiny[0]
-    assert make_sampler(model, 3, "head") is make_sampler(model, 3, "head")
-    assert make_sampler(model, 3, "head") is not make_sampler(model, 3, "full")
-    with pytest.raises(UserError, match="mc_mode"):
-        make_sampler(model, 3, "both")
+    assert compiled(model, 3, "head") is compiled(model, 3, "head")
+    assert compiled(model, 3, "head") is not compiled(model, 3, "full")
+    with pytest.raises(ConfigError, match="mc_mode='both' is not one of head, full"):
+        Sampling(n_samples=3, mc_mode="both")
+    with pytest.raises(ConfigError, match="n_samples=100000 must be <= 100"):
+        Sampling(n_samples=100000)
 
 
-def test_a_seed_reproduces_the_mc_samples(tiny, real_pngs):
+@pytest.mark.parametrize("mode", ["head", "full"])
+def test_a_seed_reproduces_the_mc_samples(tiny, real_pngs, mode):
     model, spec = tiny
-    first = predict(model, spec, real_pngs[:3], n_samples=3, mc_mode="full", seed=7)
-    again = predict(model, spec, real_pngs[:3], n_samples=3, mc_mode="full", seed=7)
-    other = predict(model, spec, real_pngs[:3], n_samples=3, mc_mode="full", seed=8)
+    first = predict(model, spec, real_pngs[:3], Sampling(n_samples=3, mc_mode=mode, seed=7))
+    again = predict(model, spec, real_pngs[:3], Sampling(n_samples=3, mc_mode=mode, seed=7))
+    other = predict(model, spec, real_pngs[:3], Sampling(n_samples=3, mc_mode=mode, seed=8))
     values = first.columns[1:]
     np.testing.assert_array_equal(first[values].to_numpy(), again[values].to_numpy())
     assert not np.allclose(first[values].to_numpy(), other[values].to_numpy())
+
+
+def test_head_mode_samples_of_a_galaxy_do_not_depend_on_its_batch_or_order(tiny, real_pngs):
+    """What lets a Spark job and a local run agree: masks come from (seed, id_str) alone."""
+    model, spec = tiny
+    sampling = Sampling(n_samples=4, seed=3)
+    whole = predict(model, spec, real_pngs[:7], sampling.replace(batch_size=7))
+    pieces = predict(model, spec, real_pngs[6::-1], sampling.replace(batch_size=2))
+    pieces = pieces.set_index("id_str").loc[whole["id_str"]].reset_index()
+    values = whole.columns[1:]
+    np.testing.assert_allclose(whole[values].to_numpy(), pieces[values].to_numpy(), rtol=1e-5)

@@ -12,6 +12,8 @@ EXPECTED_SIZES = {
     "gzd12": (10, 30),
     "gz2": (10, 30),
     "gz1": (1, 5),
+    "decals-all": (20, 64),
+    "kaggle-gz2": (11, 37),
 }
 
 

@@ -10,15 +10,15 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from gz_experiments import shards
 from gz_experiments.catalog import file_sha256
 from gz_experiments.config import ShardConfig
-from gz_experiments.data import make_dataset
 from gz_experiments.errors import UserError
 from gz_experiments.images import load_image
-from gz_experiments.manifest import load_manifest, record_run_id
 from gz_experiments.schema import get_schema
-from gz_experiments.shards import write_shards
+from gz_experiments.shards import writer
+from gz_experiments.shards.dataset import make_dataset
+from gz_experiments.shards.manifest import Manifest, load_manifest
+from gz_experiments.shards.writer import write_shards
 
 from .conftest import shared_data
 
@@ -48,6 +48,13 @@ def config_for(catalog: Path, shard_dir: Path, **overrides) -> ShardConfig:
     return ShardConfig.resolve("debug", **values)
 
 
+def shard(config: ShardConfig, **kwargs) -> Manifest:
+    """Shards as the shard step writes them (too many rejects refused): the manifest."""
+    result = write_shards(config, **kwargs)
+    result.check()
+    return result.manifest
+
+
 def _snapshot(folder: Path) -> dict[str, tuple[int, str]]:
     return {p.name: (p.stat().st_mtime_ns, file_sha256(p)) for p in sorted(folder.iterdir())}
 
@@ -56,7 +63,7 @@ def _snapshot(folder: Path) -> dict[str, tuple[int, str]]:
 def test_round_trip_returns_the_same_images_and_votes_in_order(tmp_path, encoding):
     catalog = make_catalog(tmp_path)
     config = config_for(catalog, tmp_path / "shards", encoding=encoding, greyscale=False)
-    manifest = write_shards(config)
+    manifest = shard(config)
     source = pd.read_csv(catalog, dtype={"id_str": str}).set_index("id_str")
     for split in ("train", "val", "test"):
         ds = make_dataset(manifest, split, batch_size=4, training=False, with_ids=True)
@@ -72,7 +79,7 @@ def test_round_trip_returns_the_same_images_and_votes_in_order(tmp_path, encodin
 
 def test_manifest_describes_the_shards(tmp_path):
     catalog = make_catalog(tmp_path)
-    manifest = write_shards(config_for(catalog, tmp_path / "shards"))
+    manifest = shard(config_for(catalog, tmp_path / "shards"))
     assert [manifest.n_galaxies(s) for s in ("train", "val", "test")] == [21, 3, 6]
     assert manifest.split_names == ["train", "val", "test"]
     assert manifest.schema == get_schema("gz1") and manifest.label_cols == LABELS
@@ -89,7 +96,7 @@ def test_splits_are_seeded_disjoint_and_complete(tmp_path):
     catalog = make_catalog(tmp_path)
     ids = {}
     for name, seed in [("a", 1), ("b", 1), ("c", 2)]:
-        manifest = write_shards(config_for(catalog, tmp_path / name, seed=seed))
+        manifest = shard(config_for(catalog, tmp_path / name, seed=seed))
         ids[name] = {
             s: pd.read_parquet(manifest.catalog_path(s))["id_str"].tolist()
             for s in manifest.split_names
@@ -102,28 +109,28 @@ def test_splits_are_seeded_disjoint_and_complete(tmp_path):
 def test_second_run_is_a_no_op_and_changed_inputs_need_overwrite(tmp_path):
     catalog = make_catalog(tmp_path)
     shard_dir = tmp_path / "shards"
-    first = write_shards(config_for(catalog, shard_dir))
+    first = shard(config_for(catalog, shard_dir))
     before = _snapshot(shard_dir)
     again = write_shards(config_for(catalog, shard_dir))
     assert again.files_written == 0 and _snapshot(shard_dir) == before
     with pytest.raises(UserError, match="img_size 16 -> 12.*--overwrite"):
-        write_shards(config_for(catalog, shard_dir, img_size=12))
+        shard(config_for(catalog, shard_dir, img_size=12))
     assert _snapshot(shard_dir) == before
-    replaced = write_shards(config_for(catalog, shard_dir, img_size=12, overwrite=True))
+    replaced = shard(config_for(catalog, shard_dir, img_size=12, overwrite=True))
     assert replaced.img_size == 12 and replaced.sha256 != first.sha256
 
 
 def test_an_interrupted_or_damaged_run_resumes_only_the_missing_files(tmp_path):
     catalog = make_catalog(tmp_path)
     shard_dir = tmp_path / "shards"
-    manifest = write_shards(config_for(catalog, shard_dir))
+    manifest = shard(config_for(catalog, shard_dir))
     damaged, removed = manifest.splits["train"][0].path, manifest.splits["test"][0].path
     damaged.write_bytes(b"garbage")
     removed.unlink()
     before = _snapshot(shard_dir)
     resumed = write_shards(config_for(catalog, shard_dir))
     after = _snapshot(shard_dir)
-    assert resumed.files_written == 2 and resumed.sha256 == manifest.sha256
+    assert resumed.files_written == 2 and resumed.manifest.sha256 == manifest.sha256
     changed = {name for name in after if before.get(name) != after[name]}
     assert changed == {damaged.name, removed.name, "manifest.json", "rejected.csv"} | {
         f"catalog_{s}.parquet" for s in ("train", "val", "test")
@@ -136,7 +143,7 @@ def test_a_folder_with_foreign_files_and_no_manifest_is_refused(tmp_path):
     shard_dir.mkdir()
     (shard_dir / "notes.txt").write_text("mine")
     with pytest.raises(UserError, match="not empty.*--overwrite"):
-        write_shards(config_for(catalog, shard_dir))
+        shard(config_for(catalog, shard_dir))
 
 
 def _break_images(folder: Path, catalog: Path) -> dict[str, str]:
@@ -164,10 +171,10 @@ def test_bad_images_are_rejected_with_reasons_and_counted(tmp_path):
     broken = _break_images(tmp_path, catalog)
     shard_dir = tmp_path / "shards"
     with pytest.raises(UserError, match="1 of 30 image files are missing"):
-        write_shards(config_for(catalog, shard_dir))  # before any decoding
+        shard(config_for(catalog, shard_dir))  # before any decoding
     with pytest.raises(UserError, match="5 of 30 galaxies rejected.*rejected.csv"):
-        write_shards(config_for(catalog, shard_dir, max_rejected_fraction=0.1))
-    manifest = write_shards(config_for(catalog, shard_dir, max_rejected_fraction=0.2))
+        shard(config_for(catalog, shard_dir, max_rejected_fraction=0.1))
+    manifest = shard(config_for(catalog, shard_dir, max_rejected_fraction=0.2))
     rejected = pd.read_csv(manifest.rejected_path, dtype={"id_str": str}).set_index("id_str")
     assert set(rejected.index) == set(broken)
     for galaxy, reason in broken.items():
@@ -188,7 +195,7 @@ def test_unlabelled_catalog_becomes_the_predict_split_in_catalog_order(tmp_path)
     config = config_for(
         labelled, tmp_path / "shards", unlabelled_catalog=str(unlabelled), max_unlabelled=9
     )
-    manifest = write_shards(config)
+    manifest = shard(config)
     assert manifest.split_names == ["train", "val", "test", "predict"]
     ds = make_dataset(manifest, "predict", batch_size=4, training=False)
     ids = [i.decode() for _, batch in ds.as_numpy_iterator() for i in batch]
@@ -198,18 +205,21 @@ def test_unlabelled_catalog_becomes_the_predict_split_in_catalog_order(tmp_path)
 
 def test_parallel_workers_write_the_same_bytes(tmp_path, monkeypatch):
     catalog = make_catalog(tmp_path, n=70)
-    serial = write_shards(config_for(catalog, tmp_path / "serial", shard_size=16))
-    monkeypatch.setattr(shards, "PARALLEL_MIN", 0)
-    parallel = write_shards(config_for(catalog, tmp_path / "parallel", shard_size=16, n_workers=2))
+    serial = shard(config_for(catalog, tmp_path / "serial", shard_size=16))
+    monkeypatch.setattr(writer, "PARALLEL_MIN", 0)
+    parallel = shard(config_for(catalog, tmp_path / "parallel", shard_size=16, n_workers=2))
     hashes = [[f.sha256 for f in m.splits["train"]] for m in (serial, parallel)]
     assert hashes[0] == hashes[1] and len(hashes[0]) == 4
 
 
-def test_record_run_id_changes_neither_data_nor_manifest_hash(tmp_path):
-    manifest = write_shards(config_for(make_catalog(tmp_path, n=6), tmp_path / "shards"))
-    recorded = record_run_id(manifest.shard_dir, "abc123")
+def test_recording_the_run_id_changes_neither_data_nor_manifest_hash(tmp_path):
+    config = config_for(make_catalog(tmp_path, n=6), tmp_path / "shards")
+    manifest = shard(config)
+    recorded = write_shards(config, run_id="abc123")
+    assert recorded.files_written == 0 and recorded.manifest.shard_run_id == "abc123"
     assert load_manifest(manifest.shard_dir).shard_run_id == "abc123"
-    assert recorded.sha256 == manifest.sha256
+    assert recorded.manifest.sha256 == manifest.sha256
+    assert write_shards(config, run_id="other").manifest.shard_run_id == "abc123"  # kept
 
 
 def test_entry_point_logs_an_mlflow_run(tmp_path, tracking):
@@ -238,12 +248,23 @@ def test_entry_point_logs_an_mlflow_run(tmp_path, tracking):
     assert run.data.tags["gz.manifest_sha256"] == manifest.sha256
     logged = {a.path for a in mlflow.MlflowClient().list_artifacts(run.info.run_id, "shards")}
     assert logged == {"shards/manifest.json", "shards/rejected.csv"}
+    assert run.info.run_name == "shard"
+    inputs = {i.dataset.name: i for i in run.inputs.dataset_inputs}
+    assert set(inputs) == {"gz1/train", "gz1/val", "gz1/test"}
+    assert inputs["gz1/train"].dataset.digest == manifest.sha256[:32]
 
 
 def test_real_gz1_images_shard_and_read_back(tmp_path):
     catalog = shared_data("gz1_sdss_64") / "catalog.csv"
-    config = config_for(catalog, tmp_path / "shards", img_size=32, shard_size=64, max_labelled=200)
-    manifest = write_shards(config)
+    config = config_for(
+        catalog,
+        tmp_path / "shards",
+        img_size=32,
+        shard_size=64,
+        max_labelled=200,
+        class_column="gz1_class_name",
+    )
+    manifest = shard(config)
     assert manifest.counts["written"] == 200 and manifest.counts["rejected"] == 0
     batches = list(make_dataset(manifest, "train", batch_size=32, training=True, seed=0))
     assert len(batches) == 140 // 32

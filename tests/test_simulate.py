@@ -183,7 +183,9 @@ def test_entry_point_reports_bad_input_in_one_line(tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(["--preset", "debug", "--n-galaxies", "0", "--out-dir", str(tmp_path / "x")])
     assert exit_info.value.code == 2
-    assert capsys.readouterr().err.startswith("error: simulate: n_galaxies=0")
+    assert capsys.readouterr().err.startswith(
+        "error: invalid simulate config: n_galaxies=0 must be >= 1"
+    )
 
 
 def test_a_process_that_loses_the_race_uses_the_winners_folder(tmp_path):

@@ -1,4 +1,5 @@
-"""train.fit (checkpoints, resume, early stopping), the MLflow epoch logger, run_training."""
+"""training.fit (checkpoints, exact resume, early stopping), the MLflow epoch logger, the train
+entry point (run, crash, resume)."""
 
 from __future__ import annotations
 
@@ -15,11 +16,13 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from gz_experiments.config import ShardConfig, TrainConfig
+from gz_experiments.config import ConfigError, ShardConfig, TrainConfig
 from gz_experiments.errors import UserError
+from gz_experiments.model_spec import ModelSpec
 from gz_experiments.schema import get_schema
-from gz_experiments.shards import write_shards
-from gz_experiments.train import (
+from gz_experiments.shards.manifest import load_manifest
+from gz_experiments.shards.writer import write_shards
+from gz_experiments.training.fit import (
     BEST,
     LAST,
     STATE,
@@ -78,12 +81,12 @@ def shards(tmp_path_factory) -> Path:
         n_workers=1,
     )
     write_shards(config, progress=False)
-    return folder / "shards"
+    return load_manifest(folder / "shards")
 
 
-def debug_config(shards: Path, **changes) -> TrainConfig:
+def debug_config(shards, **changes) -> TrainConfig:
     changes = {"epochs": 2, "batch_size": 16, "image_size": 16, "verbose": 0, **changes}
-    return TrainConfig.resolve("debug", shard_dir=str(shards), **changes)
+    return TrainConfig.resolve("debug", shard_dir=str(shards.shard_dir), **changes)
 
 
 def test_fit_keeps_the_best_model_and_checkpoints(shards, tmp_path):
@@ -94,7 +97,6 @@ def test_fit_keeps_the_best_model_and_checkpoints(shards, tmp_path):
     assert {f"val_loss/{q}" for q in QUESTIONS} <= set(result.history)
     assert {f"val_mae/{q}" for q in QUESTIONS} <= set(result.history)
     assert {p.name for p in result.checkpoint_dir.iterdir()} == {BEST, LAST, STATE}
-    assert np.isfinite(result.baseline_val_loss) and result.baseline_val_loss > 0
     served = keras.models.load_model(result.model_path, compile=False)
     assert getattr(served, "optimizer", None) is None  # the logged model carries no optimizer state
     x = np.random.default_rng(0).random((2, 24, 24, 1), dtype=np.float32)
@@ -109,7 +111,7 @@ def test_resume_continues_with_optimizer_and_early_stopping_state(shards, tmp_pa
     assert resumed.epochs_run == 2
     assert resumed.history["val_loss"][0] == first.history["val_loss"][0]
     last = keras.models.load_model(tmp_path / "a" / "checkpoints" / LAST)
-    steps_per_epoch = len(pd.read_parquet(shards / "catalog_train.parquet")) // 16
+    steps_per_epoch = shards.n_galaxies("train") // 16
     assert int(last.optimizer.iterations) == 2 * steps_per_epoch
     again = fit(debug_config(shards, epochs=2), shards, work_dir=tmp_path / "a")  # nothing to do
     assert again.epochs_run == 2 and again.history == resumed.history
@@ -122,25 +124,40 @@ def test_resume_continues_with_optimizer_and_early_stopping_state(shards, tmp_pa
     assert stopped.epochs_run == 2 and stopped.stopped_early
 
 
-def test_config_and_shard_mismatches_are_user_errors(shards, tmp_path):
-    from gz_experiments.manifest import load_manifest
+def test_a_resumed_run_takes_the_same_steps_as_an_uninterrupted_one(shards, tmp_path):
+    """Epoch e reads the data in the order of (seed, e) and the generators continue from their
+    saved states, so stopping after epoch 1 and resuming changes nothing."""
+    config = debug_config(shards, epochs=3, patience=5, dropout=0.3)
+    straight = fit(config, shards, work_dir=tmp_path / "straight")
+    fit(config.replace(epochs=1), shards, work_dir=tmp_path / "resumed")
+    resumed = fit(config, shards, work_dir=tmp_path / "resumed")
+    np.testing.assert_allclose(
+        resumed.history["loss"], straight.history["loss"], rtol=1e-5, atol=1e-6
+    )
+    last = [
+        keras.models.load_model(tmp_path / d / "checkpoints" / LAST)
+        for d in ("straight", "resumed")
+    ]
+    for a, b in zip(last[0].weights, last[1].weights, strict=True):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-4, atol=1e-6, err_msg=a.path)
 
-    manifest = load_manifest(shards)
+
+def test_config_and_shard_mismatches_are_user_errors(shards, tmp_path):
     with pytest.raises(UserError, match="pass -P schema=gzd5"):
-        model_spec(debug_config(shards, schema="gz2"), manifest)
+        model_spec(debug_config(shards, schema="gz2"), shards)
     with pytest.raises(UserError, match="greyscale"):
-        model_spec(debug_config(shards, greyscale=False), manifest)
-    with pytest.raises(UserError, match="crop_fraction=1.5"):
-        model_spec(debug_config(shards, crop_fraction=1.5), manifest)
+        model_spec(debug_config(shards, greyscale=False), shards)
+    with pytest.raises(ConfigError, match="crop_fraction=1.5 must be <= 1"):
+        debug_config(shards, crop_fraction=1.5)
     with pytest.raises(UserError, match="lower batch_size"):
-        fit(debug_config(shards, batch_size=4096), manifest, work_dir=tmp_path)
+        fit(debug_config(shards, batch_size=4096), shards, work_dir=tmp_path)
 
 
 def test_progress_is_quiet_in_ci_and_one_line_per_epoch_in_logs(monkeypatch):
-    assert progress_callbacks(0) == []
-    assert isinstance(progress_callbacks(2)[0], EpochLine)
+    assert progress_callbacks(0, 5) == []
+    assert isinstance(progress_callbacks(2, 5)[0], EpochLine)
     monkeypatch.setenv("CI", "true")
-    assert progress_callbacks(-1) == []
+    assert progress_callbacks(-1, 5) == []
 
 
 def test_epoch_logger_logs_every_metric_each_epoch_and_uploads_checkpoints(tracking, tmp_path):
@@ -148,7 +165,7 @@ def test_epoch_logger_logs_every_metric_each_epoch_and_uploads_checkpoints(track
     from mlflow.tracking import MlflowClient
 
     from gz_experiments.models import build_model
-    from gz_experiments.tracking.keras_callback import MlflowEpochLogger, download_checkpoints
+    from gz_experiments.tracking.train import MlflowEpochLogger, download_checkpoints
 
     config = TrainConfig.resolve("debug", image_size=16, verbose=0)
     spec = model_spec_like(config)
@@ -183,9 +200,7 @@ def test_epoch_logger_logs_every_metric_each_epoch_and_uploads_checkpoints(track
     assert json.loads((local / STATE).read_text())["epoch"] == 2
 
 
-def model_spec_like(config: TrainConfig):
-    from gz_experiments.models import ModelSpec
-
+def model_spec_like(config: TrainConfig) -> ModelSpec:
     return ModelSpec(
         config.architecture,
         24,
@@ -193,7 +208,7 @@ def model_spec_like(config: TrainConfig):
         config.crop_fraction,
         config.image_size,
         config.dropout,
-        SCHEMA.to_dict(),
+        SCHEMA,
     )
 
 
@@ -202,22 +217,25 @@ class CrashAfterFirstEpoch(keras.callbacks.Callback):
         raise RuntimeError("simulated crash")
 
 
-def test_run_training_logs_the_run_and_resumes_a_crashed_one(shards, tracking, tmp_path):
+def test_train_logs_the_run_and_resumes_a_crashed_one(shards, tracking, tmp_path, monkeypatch):
     from mlflow.tracking import MlflowClient
 
-    from gz_experiments.experiment import run_training
+    monkeypatch.setenv("MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL", "0.5")
+
+    from entry_points.train import run as run_training
 
     config = debug_config(shards, epochs=2, patience=5)
     with pytest.raises(RuntimeError, match="simulated crash"):
         run_training(config, callbacks=[CrashAfterFirstEpoch()])
     client = MlflowClient()
     (crashed,) = client.search_runs([os.environ["MLFLOW_EXPERIMENT_ID"]])
-    assert crashed.info.status == "FAILED"
+    assert crashed.info.status == "FAILED" and crashed.info.run_name == "train"
 
     result = run_training(TrainConfig.resolve("debug", resume_run_id=crashed.info.run_id))
     run = client.get_run(crashed.info.run_id)
-    assert result.run_id == crashed.info.run_id and run.info.status == "FINISHED"
-    assert [m.step for m in client.get_metric_history(result.run_id, "val_loss")] == [1, 2]
+    run_id = crashed.info.run_id
+    assert run.info.status == "FINISHED"
+    assert [m.step for m in client.get_metric_history(run_id, "val_loss")] == [1, 2]
     assert run.data.metrics["epochs_run"] == 2
     assert run.data.metrics["best_val_loss"] == pytest.approx(result.best_val_loss)
     assert run.data.metrics["baseline_val_loss"] == pytest.approx(result.baseline_val_loss)
@@ -225,16 +243,19 @@ def test_run_training_logs_the_run_and_resumes_a_crashed_one(shards, tracking, t
         run.data.tags["gz.schema"] == "gzd5" and len(run.data.tags["gz.data_manifest_sha256"]) == 64
     )
     assert run.data.params["train.batch_size"] == "16"
-    artifacts = {f.path for f in client.list_artifacts(result.run_id)}
+    artifacts = {f.path for f in client.list_artifacts(run_id)}
     assert {"checkpoints", "data", "plots", "model_summary.txt", "train_config.yaml"} <= artifacts
-    plots = {f.path for f in client.list_artifacts(result.run_id, "plots")}
+    plots = {f.path for f in client.list_artifacts(run_id, "plots")}
     assert plots == {"plots/loss.png", "plots/per_question_loss.png"}
+    inputs = {i.dataset.name: i.tags for i in run.inputs.dataset_inputs}
+    assert set(inputs) == {"gzd5/train", "gzd5/val"}
+    assert any(key.startswith("system/") for key in run.data.metrics)  # CPU, memory
     from gz_experiments.tracking.models import load_galaxy_model
 
-    model, spec = load_galaxy_model(f"runs:/{result.run_id}/model")
-    assert spec == result.spec and model.output_shape == (None, SCHEMA.n_answers)
+    model, spec = load_galaxy_model(f"runs:/{run_id}/model")
+    assert spec == result.fit.spec and model.output_shape == (None, SCHEMA.n_answers)
     with pytest.raises(UserError, match="already finished"):
-        run_training(TrainConfig.resolve("debug", resume_run_id=result.run_id))
+        run_training(TrainConfig.resolve("debug", resume_run_id=run_id))
 
 
 def test_mirrored_replicas_take_the_same_step_as_one_device():

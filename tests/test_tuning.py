@@ -9,10 +9,12 @@ import optuna
 import pytest
 from mlflow.tracking import MlflowClient
 
-from gz_experiments import tuning, tuning_storage
-from gz_experiments.config import TuneConfig
+from entry_points.tune import run as run_tune_step
+from gz_experiments.config import ConfigError, TuneConfig
 from gz_experiments.errors import UserError
-from gz_experiments.tracking.runs import step_run
+from gz_experiments.tracking.runs import last_run_id, step_run
+from gz_experiments.tuning import search as tuning
+from gz_experiments.tuning import storage as tuning_storage
 
 STATUS = {"COMPLETE": "FINISHED", "PRUNED": "KILLED", "FAILED": "FAILED"}
 
@@ -34,9 +36,8 @@ def scripted_train(curves):
 
 
 def run_tune(config, train_fn, pruner=None):
-    with step_run("tune", tuning.loggable(config)) as run:
-        summary = tuning.tune(config, run.info.run_id, train_fn=train_fn, pruner=pruner)
-    return run.info.run_id, summary
+    result = run_tune_step(config, train_fn=train_fn, pruner=pruner)
+    return last_run_id(), result.summary
 
 
 def children(parent_id):
@@ -141,7 +142,7 @@ def test_trial_left_running_by_a_dead_worker_is_failed(tracking, tmp_path):
     )
     study = optuna.create_study(storage=storage, study_name=config.study_name)
     orphan = study.ask()
-    with step_run("tune", tuning.loggable(config)) as dead_parent:
+    with step_run(tuning.loggable(config)) as dead_parent:
         dead_run = MlflowClient().create_run(dead_parent.info.experiment_id).info.run_id
     orphan.set_user_attr(tuning.RUN_ID_ATTR, dead_run)
     storage.record_heartbeat(orphan._trial_id)  # the worker was alive once, then killed
@@ -181,7 +182,7 @@ def test_storage_forms_and_masking(tmp_path, monkeypatch):
 @pytest.mark.parametrize(
     ("override", "message"),
     [
-        ({"pruner": "sometimes"}, "unknown pruner"),
+        ({"pruner": "sometimes"}, "pruner='sometimes' is not one of"),
         ({"crop_fraction_range": (0.9, 0.6)}, "crop_fraction_range"),
         ({"learning_rate_range": (0.0, 0.1)}, "learning_rate_range"),
         ({"batch_size_choices": ()}, "batch_size_choices"),
@@ -189,8 +190,8 @@ def test_storage_forms_and_masking(tmp_path, monkeypatch):
     ],
 )
 def test_invalid_search_is_a_user_error(override, message):
-    with pytest.raises(UserError, match=message):
-        tuning.validate(TuneConfig.resolve("debug", **override))
+    with pytest.raises(ConfigError, match=message):
+        TuneConfig.resolve("debug", **override)
 
 
 def test_trial_config_takes_the_sampled_values():

@@ -4,21 +4,22 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from gz_experiments.models import ModelSpec, build_model
+from gz_experiments.model_spec import ModelSpec
+from gz_experiments.models import build_model
 from gz_experiments.schema import get_schema
 
 REAL_IMAGES = "gzd5_real_128"
 
 
-def tiny_spec(input_size: int = 32, channels: int = 1, dropout: float = 0.5) -> ModelSpec:
+def tiny_spec(img_size: int = 32, channels: int = 1, dropout: float = 0.5) -> ModelSpec:
     return ModelSpec(
         architecture="small_cnn",
-        input_size=input_size,
+        img_size=img_size,
         channels=channels,
         crop_fraction=0.75,
         image_size=16,
         dropout=dropout,
-        schema=get_schema("gzd5").to_dict(),
+        schema=get_schema("gzd5"),
     )
 
 

@@ -23,6 +23,7 @@ import os
 import shutil
 import uuid
 from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
 from multiprocessing import get_context
 from pathlib import Path
 
@@ -32,6 +33,7 @@ from tqdm import tqdm
 
 from gz_experiments.config import SimulateConfig
 from gz_experiments.errors import UserError
+from gz_experiments.processes import die_with_parent
 from gz_experiments.progress import show_progress
 from gz_experiments.simulate.latents import CATEGORIES, CLASSES, take, true_class
 from gz_experiments.simulate.volunteers import Votes, simulate_votes
@@ -77,7 +79,6 @@ def simulate(config: SimulateConfig, progress: bool = True) -> Path:
     Idempotent: a finished folder with the same config is reused. The folder appears whole or
     not at all (written beside it, then renamed), so two processes may race safely.
     """
-    check_config(config)
     out = dataset_dir(config)
     key = config_key(config)
     if _finished(out, key):
@@ -116,22 +117,23 @@ def summarize(dataset: str | Path) -> dict[str, float]:
     return metrics
 
 
-def check_config(config: SimulateConfig) -> None:
-    problems = []
-    if config.n_galaxies < 1:
-        problems.append(f"n_galaxies={config.n_galaxies} must be at least 1")
-    if config.img_size < 8:
-        problems.append(f"img_size={config.img_size} must be at least 8 pixels")
-    if config.seed < 0:
-        problems.append(f"seed={config.seed} must be >= 0")
-    if config.votes_high < 1 or config.votes_low < 1:
-        problems.append("votes_high and votes_low must be at least 1")
-    if not 0 <= config.low_vote_fraction <= 1:
-        problems.append(f"low_vote_fraction={config.low_vote_fraction} must be in [0, 1]")
-    if config.n_workers < 0:
-        problems.append(f"n_workers={config.n_workers} must be >= 0 (0 = all cores)")
-    if problems:
-        raise UserError("simulate: " + "; ".join(problems))
+@dataclass
+class SimulateResult:
+    """A simulated dataset folder: its catalog, truth table and summary metrics."""
+
+    config: SimulateConfig
+    catalog: Path
+    truth: Path
+    metrics: dict[str, float]
+
+    def summary(self) -> str:
+        return str(self.catalog)
+
+
+def run_simulate(config: SimulateConfig) -> SimulateResult:
+    """The simulate step: write (or find) the dataset and summarise it."""
+    catalog = simulate(config)
+    return SimulateResult(config, catalog, catalog.parent / TRUTH, summarize(catalog))
 
 
 def _finished(out: Path, key: str) -> bool:
@@ -224,6 +226,8 @@ def render_all(latents, config: SimulateConfig, image_dir: Path, ids, progress: 
                 bar.update(render_batch(task))
             return
         # spawn, not fork: the caller may have TensorFlow (and its threads) loaded.
-        with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
+        with ProcessPoolExecutor(
+            workers, mp_context=get_context("spawn"), initializer=die_with_parent
+        ) as pool:
             for done in pool.map(render_batch, tasks):
                 bar.update(done)

@@ -42,10 +42,3 @@ def read_real_votes(folder: str | Path) -> pd.DataFrame:
     if not files:
         raise FileNotFoundError(f"{folder}: no CSV file with real votes")
     return pd.read_csv(files[0])
-
-
-def side_by_side(simulated: pd.DataFrame, real: pd.DataFrame, question: Question) -> pd.DataFrame:
-    """Simulated and real summaries of one question, columns `sim <stat>` / `real <stat>`."""
-    sim = question_summary(simulated, question).add_prefix("sim ")
-    ref = question_summary(real, question).add_prefix("real ")
-    return pd.concat([sim, ref], axis=1)

@@ -23,57 +23,29 @@ import mlflow
 import pandas as pd
 from mlflow.exceptions import MlflowException
 from mlflow.models import ModelSignature
-from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
 from mlflow.types import ColSpec, ParamSchema, ParamSpec, Schema
 
 from gz_experiments.errors import UserError
+from gz_experiments.prediction.tables import output_columns
+from gz_experiments.serving.limits import REQUEST_DEFAULTS as DEFAULT_PARAMS
 
 if TYPE_CHECKING:
     import keras
 
-    from gz_experiments.models import ModelSpec
+    from gz_experiments.model_spec import ModelSpec
 
 KERAS_FILE = "model.keras"
 SPEC_FILE = "model_spec.json"
 INPUT_COLUMNS = ("file_loc", "image", "id_str")
-DEFAULT_PARAMS = {"n_samples": 5, "mc_mode": "head", "batch_size": 64}
+PYFUNC_CODE = "serving/pyfunc_entry.py"  # inside the gz_experiments package
 # Pinned to what the model was logged with; `--env-manager local` ignores them, other env managers
 # install them (the gz_experiments package itself must be installed there too: pip install .).
 REQUIREMENTS = ("tensorflow", "keras", "mlflow", "pandas", "numpy", "pillow", "pyarrow", "pyyaml")
 
 
-class GalaxyZooModel(mlflow.pyfunc.PythonModel):
-    """pyfunc wrapper: DataFrame of images (`file_loc` paths or `image` PNG/JPEG bytes/base64,
-    optional `id_str`) -> DataFrame of expected vote fractions, their spread and p_asked."""
-
-    def load_context(self, context) -> None:
-        self.keras_model, self.spec = load_files(
-            context.artifacts["keras_model"], context.artifacts["model_spec"]
-        )
-
-    def predict(self, context, model_input: pd.DataFrame, params: dict[str, Any] | None = None):
-        from gz_experiments.predict import predict_frame
-
-        options = {**DEFAULT_PARAMS, **(params or {})}
-        try:
-            return predict_frame(
-                self.keras_model,
-                self.spec,
-                model_input,
-                n_samples=int(options["n_samples"]),
-                mc_mode=str(options["mc_mode"]),
-                batch_size=int(options["batch_size"]),
-            )
-        except UserError as exc:
-            # MlflowException with a client error code: the scoring server answers 400, not 500.
-            raise MlflowException(str(exc), error_code=INVALID_PARAMETER_VALUE) from None
-
-
 def signature_for(spec: ModelSpec) -> ModelSignature:
-    from gz_experiments.predict import output_columns
-
     inputs = Schema([ColSpec("string", name, required=False) for name in INPUT_COLUMNS])
-    names = output_columns(spec.get_schema(), n_samples=0)
+    names = output_columns(spec.schema, n_samples=0)
     outputs = Schema(
         [ColSpec("string" if n == "id_str" else "double", n, required=n != "id_str") for n in names]
     )
@@ -82,6 +54,7 @@ def signature_for(spec: ModelSpec) -> ModelSignature:
             ParamSpec("n_samples", "long", DEFAULT_PARAMS["n_samples"]),
             ParamSpec("mc_mode", "string", DEFAULT_PARAMS["mc_mode"]),
             ParamSpec("batch_size", "long", DEFAULT_PARAMS["batch_size"]),
+            ParamSpec("seed", "long", DEFAULT_PARAMS["seed"]),
         ]
     )
     return ModelSignature(inputs=inputs, outputs=outputs, params=params)
@@ -96,7 +69,7 @@ def input_example(spec: ModelSpec) -> pd.DataFrame:
     from PIL import Image
 
     buffer = io.BytesIO()
-    Image.fromarray(np.zeros((spec.input_size, spec.input_size, 3), np.uint8)).save(buffer, "PNG")
+    Image.fromarray(np.zeros((spec.img_size, spec.img_size, 3), np.uint8)).save(buffer, "PNG")
     return pd.DataFrame({"image": [base64.b64encode(buffer.getvalue()).decode()], "id_str": ["0"]})
 
 
@@ -135,7 +108,7 @@ def log_galaxy_model(
         metadata = {"gz_model_spec": spec.to_dict(), **(extra_metadata or {})}
         return mlflow.pyfunc.log_model(
             name=name,
-            python_model=str(Path(__file__).with_name("pyfunc_entry.py")),
+            python_model=str(Path(__file__).parents[1] / PYFUNC_CODE),
             artifacts={"keras_model": str(keras_copy), "model_spec": str(spec_path)},
             signature=signature_for(spec),
             input_example=input_example(spec),
@@ -147,9 +120,10 @@ def log_galaxy_model(
 def load_files(keras_path: str | Path, spec_path: str | Path) -> tuple[keras.Model, ModelSpec]:
     import keras
 
-    import gz_experiments.models as models  # registers the custom layers before deserialising
+    import gz_experiments.models  # noqa: F401  (registers the custom layers before loading)
+    from gz_experiments.model_spec import ModelSpec
 
-    spec = models.ModelSpec.from_dict(json.loads(Path(spec_path).read_text()))
+    spec = ModelSpec.from_dict(json.loads(Path(spec_path).read_text()))
     return keras.models.load_model(keras_path, compile=False), spec
 
 
@@ -195,3 +169,12 @@ def _required(path: Path, model_uri: str) -> Path:
             f"gz_experiments.tracking.models.log_galaxy_model"
         )
     return path
+
+
+def __getattr__(name: str):
+    # Models logged by earlier versions stored code that imports GalaxyZooModel from here.
+    if name == "GalaxyZooModel":
+        from gz_experiments.serving.model import GalaxyZooModel
+
+        return GalaxyZooModel
+    raise AttributeError(name)

@@ -10,7 +10,6 @@ changed. `mlflow.projects.run` nests the child under the active (parent) run by 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import mlflow
@@ -20,21 +19,9 @@ from mlflow.tracking import MlflowClient
 from mlflow.utils.mlflow_tags import MLFLOW_PROJECT_ENTRY_POINT
 
 from gz_experiments.errors import UserError
+from gz_experiments.step_run import StepRun
 from gz_experiments.tracking.code_version import TAG as CODE_VERSION_TAG
 from gz_experiments.tracking.code_version import code_version
-
-
-@dataclass(frozen=True)
-class StepRun:
-    """A finished child run: what the pipeline reads the step's outputs from."""
-
-    entry_point: str
-    run_id: str
-    reused: bool
-    params: dict[str, str] = field(default_factory=dict)
-    tags: dict[str, str] = field(default_factory=dict)
-    metrics: dict[str, float] = field(default_factory=dict)
-    artifact_uri: str = ""
 
 
 def find_finished_run(
@@ -108,6 +95,7 @@ class ProjectRunner:
                 experiment_id=self.experiment_id,
                 env_manager=self.env_manager,
                 synchronous=True,
+                run_name=entry_point,  # the UI lists the pipeline's children by step
             )
         except ExecutionException as exc:
             raise UserError(f"step {entry_point!r} failed: {exc}; see its output above") from None

@@ -1,7 +1,7 @@
 """Register the best training run's model and move the `champion` alias only when it is better.
 
-    result = register_best("gz-experiments", "gz-decals")       # best FINISHED train run
-    result = register_best("", "gz-decals", run_id="abc123", force=True)
+    result = register_best(RegisterConfig.resolve("cpu", experiment="gz", name="gz-decals"))
+    result = register_best(RegisterConfig.resolve("cpu", run_id="abc123", force=True))
     mlflow.pyfunc.load_model("models:/gz-decals@champion")
 
 A candidate is a FINISHED run tagged `gz.step=train` with a logged model named `model` and a
@@ -22,8 +22,9 @@ from mlflow.entities import Run
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
+from gz_experiments.config import RegisterConfig
 from gz_experiments.errors import UserError
-from gz_experiments.tracking.runs import TAG_PREFIX
+from gz_experiments.tracking.runs import TAG_PREFIX, set_tags
 
 MODEL_NAME = "model"  # the name train logs its model under (runs:/<id>/model)
 LOSS_METRIC = "best_val_loss"
@@ -51,15 +52,11 @@ class Registration:
         return f"models:/{self.name}/{self.version}"
 
 
-def register_best(
-    experiment: str,
-    name: str,
-    run_id: str | None = None,
-    alias: str = "champion",
-    force: bool = False,
-) -> Registration:
+def register_best(config: RegisterConfig) -> Registration:
     """Register `run_id`'s model, or the best finished training run's in `experiment` ("" = the
     current experiment); move `alias` to it only if its val loss beats the holder's, or `force`."""
+    experiment, name, alias, force = config.experiment, config.name, config.alias, config.force
+    run_id = config.run_id or None
     if not name:
         raise UserError("give the registered model a name, e.g. name=gz-decals")
     client = MlflowClient()
@@ -82,6 +79,18 @@ def register_best(
         previous_version=str(previous.version) if previous else None,
         previous_val_loss=previous_loss,
         reason=reason + _manifest_note(run, previous),
+    )
+
+
+def log_register(result: Registration) -> None:
+    """On the register step's own run: which version of which run, and whether the alias moved."""
+    set_tags(
+        {
+            "registered_model": result.name,
+            "model_version": result.version,
+            "source_run_id": result.run_id,
+            "alias_moved": result.alias_moved,
+        }
     )
 
 

@@ -1,15 +1,18 @@
-"""Opening a step's MLflow run, logging its resolved config once, tags, and small artifacts."""
+"""Opening a step's MLflow run (the one way every step does it), its config as params, tags,
+and small artifacts.
+
+    with step_run(config) as run:           # the run `mlflow run` opened, or a new one
+        result = run_<step>(config, ...)
+        log_<step>(result)
+"""
 
 from __future__ import annotations
 
-import json
-import os
 import subprocess
-import tempfile
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -22,15 +25,12 @@ from gz_experiments.tracking.code_version import TAG as CODE_VERSION_TAG
 from gz_experiments.tracking.code_version import code_version
 
 TAG_PREFIX = "gz."
-
-
-def tracking_uri() -> str:
-    return mlflow.get_tracking_uri()
+MAX_PARAMS_PER_BATCH = 100  # MLflow's limit for one log_params call
 
 
 def check_tracking_server(timeout: float = 5.0) -> None:
     """Fail before any work if an HTTP tracking server is unreachable (not after an hour)."""
-    uri = tracking_uri()
+    uri = mlflow.get_tracking_uri()
     if not uri.startswith(("http://", "https://")):
         return
     health = uri.rstrip("/") + "/health"
@@ -73,46 +73,50 @@ def log_params_once(params: dict[str, str]) -> None:
             f"run {run.info.run_id} was logged with other values ({details}); start a new run "
             f"instead of changing its config"
         )
-    new = {k: v for k, v in params.items() if k not in existing}
-    items = list(new.items())
-    for i in range(0, len(items), 100):  # MLflow caps a batch at 100 params
-        mlflow.log_params(dict(items[i : i + 100]))
+    items = [(k, v) for k, v in params.items() if k not in existing]
+    for i in range(0, len(items), MAX_PARAMS_PER_BATCH):
+        mlflow.log_params(dict(items[i : i + MAX_PARAMS_PER_BATCH]))
 
 
 @contextmanager
 def step_run(
-    step: str,
     config: StepConfig,
     *,
     tags: dict[str, Any] | None = None,
     run_id: str | None = None,
-    run_name: str | None = None,
     nested: bool = False,
+    system_metrics: bool = False,
 ) -> Iterator[mlflow.ActiveRun]:
-    """The step's run: the one `mlflow run` opened (MLFLOW_RUN_ID), `run_id`, or a new one.
+    """The step's run: the one `mlflow run` opened (MLFLOW_RUN_ID) or already active, `run_id`
+    (a resumed run), or a new run named after the step (nested under the active one if asked).
 
     Logs the resolved config once as `<step>.<field>` params (never clashing with the plain
     names `mlflow run` logs for -P parameters) and tags `gz.step`, `gz.preset`, `gz.git_commit`
-    and `gz.code_version`.
+    and `gz.code_version`. `system_metrics` samples CPU and memory (GPU when present).
     """
     check_tracking_server()
+    step = config.STEP
     active = mlflow.active_run()
-    if active is not None and run_id is None and not nested:
-        context = _reuse(active)
+    reuse = active is not None and run_id is None and not nested
+    if reuse:
+        context = nullcontext(active)
     else:
-        context = mlflow.start_run(run_id=run_id, run_name=run_name, nested=nested)
+        context = mlflow.start_run(
+            run_id=run_id,
+            run_name=None if run_id else step,
+            nested=nested,
+            log_system_metrics=system_metrics or None,
+        )
     with context as run:
-        log_params_once(config.flatten(step))
+        if not reuse and run_id is None and run.info.run_name != step:
+            # The run `mlflow run` opened has a random name; the UI should say which step it is.
+            MlflowClient().update_run(run.info.run_id, name=step)
+        log_params_once(config.flatten())
         all_tags = {"step": step, "preset": config.preset, "git_commit": git_commit()}
         all_tags.update(tags or {})
-        all_tags = {f"{TAG_PREFIX}{k}": str(v) for k, v in all_tags.items()}
-        mlflow.set_tags({**all_tags, CODE_VERSION_TAG: code_version()})
+        set_tags(all_tags)
+        mlflow.set_tag(CODE_VERSION_TAG, code_version())
         yield run
-
-
-@contextmanager
-def _reuse(run: mlflow.ActiveRun) -> Iterator[mlflow.ActiveRun]:
-    yield run
 
 
 def log_json(data: Any, artifact_file: str) -> None:
@@ -127,21 +131,17 @@ def log_file(path: str | Path, artifact_path: str | None = None) -> None:
     mlflow.log_artifact(str(path), artifact_path)
 
 
-def log_dir(path: str | Path, artifact_path: str | None = None) -> None:
-    mlflow.log_artifacts(str(path), artifact_path)
-
-
 def log_figure(figure, artifact_file: str) -> None:
     mlflow.log_figure(figure, artifact_file)
 
 
 def log_metrics(metrics: dict[str, float], step: int | None = None) -> None:
-    clean = {_metric_key(k): float(v) for k, v in metrics.items()}
+    clean = {metric_key(k): float(v) for k, v in metrics.items()}
     mlflow.log_metrics(clean, step=step)
 
 
-def _metric_key(key: str) -> str:
-    # MLflow keys allow alphanumerics, _ - . / and space; answers like "more-than-4" are fine.
+def metric_key(key: str) -> str:
+    """MLflow keys allow alphanumerics, _ - . / and space; answers like "more-than-4" are fine."""
     return "".join(ch if ch.isalnum() or ch in "_-./ " else "_" for ch in key)
 
 
@@ -156,20 +156,14 @@ def active_run_id() -> str:
     return run.info.run_id
 
 
-def download_artifacts(run_id: str, path: str, dst: str | Path | None = None) -> Path:
-    dst = dst or tempfile.mkdtemp(prefix="gz-artifacts-")
+def last_run_id() -> str:
+    """The run this process used last (still known after it ended)."""
+    run = mlflow.last_active_run()
+    return run.info.run_id if run is not None else ""
+
+
+def download_artifact(run_id: str, path: str, dst: str | Path) -> Path:
     local = mlflow.artifacts.download_artifacts(
         run_id=run_id, artifact_path=path, dst_path=str(dst)
     )
     return Path(local)
-
-
-def write_json(data: Any, path: str | Path) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(data, indent=2, sort_keys=True))
-    return path
-
-
-def env_flag(name: str, default: bool = False) -> bool:
-    return os.environ.get(name, str(default)).strip().lower() in {"1", "true", "yes"}

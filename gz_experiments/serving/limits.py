@@ -1,0 +1,84 @@
+"""What a served model accepts: the operator's limits, read from the environment at load time.
+
+A served model trusts no request. Behind `mlflow models serve` it reads no file on the server's
+disk unless the operator allows folders (images come as base64 in the `image` column); loaded
+in-process (`mlflow.pyfunc.load_model`, a Spark UDF) it reads the paths its caller gives, as the
+predict step does. Every request is bounded:
+
+| variable | default | meaning |
+|---|---|---|
+| GZ_SERVE_ALLOWED_DIRS | (none) | folders (os.pathsep-separated) whose images `file_loc` may name |
+| GZ_SERVE_MAX_ROWS | 256 | galaxies per request |
+| GZ_SERVE_MAX_IMAGE_BYTES | 16 MiB | encoded bytes of one image |
+| GZ_SERVE_MAX_REQUEST_BYTES | 64 MiB | encoded image bytes of a whole request |
+| GZ_SERVE_MAX_PIXELS | 16,777,216 | pixels of one image, checked from its header before decoding |
+| GZ_SERVE_CONCURRENCY | 2 | requests decoded and predicted at once (others wait their turn) |
+
+Request parameters (n_samples, mc_mode, batch_size, seed) are validated by `config.Sampling`
+with the same ranges as the predict step (n_samples 1..100, batch_size 1..4096).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from gz_experiments.errors import UserError
+from gz_experiments.prediction.inputs import FileAccess
+
+ENV_PREFIX = "GZ_SERVE_"
+# Request parameters and their defaults: the model signature's ParamSchema and serving.model.
+REQUEST_DEFAULTS = {"n_samples": 5, "mc_mode": "head", "batch_size": 64, "seed": 0}
+
+
+# Set by MLflow's scoring server (`mlflow models serve`) once the model is loaded.
+SERVING_FLAG = "_MLFLOW_IS_IN_SERVING_ENVIRONMENT"
+
+
+def in_scoring_server() -> bool:
+    return os.environ.get(SERVING_FLAG, "").lower() == "true"
+
+
+@dataclass(frozen=True)
+class ServeLimits:
+    allowed_dirs: tuple[Path, ...] | None = None  # None: not set by the operator
+    max_rows: int = 256
+    max_image_bytes: int = 16 * 2**20
+    max_request_bytes: int = 64 * 2**20
+    max_pixels: int = 4096 * 4096
+    concurrency: int = 2
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None) -> ServeLimits:
+        env = os.environ if env is None else env
+        values: dict = {}
+        dirs = env.get(f"{ENV_PREFIX}ALLOWED_DIRS", "")
+        if dirs.strip():
+            values["allowed_dirs"] = tuple(
+                Path(d).expanduser().resolve() for d in dirs.split(os.pathsep) if d.strip()
+            )
+        for name in (
+            "max_rows",
+            "max_image_bytes",
+            "max_request_bytes",
+            "max_pixels",
+            "concurrency",
+        ):
+            key = f"{ENV_PREFIX}{name.upper()}"
+            if env.get(key, "").strip():
+                try:
+                    values[name] = int(env[key])
+                except ValueError:
+                    raise UserError(f"{key}={env[key]!r} must be a whole number") from None
+                if values[name] < 1:
+                    raise UserError(f"{key}={env[key]!r} must be at least 1")
+        return cls(**values)
+
+    def file_access(self, serving: bool) -> FileAccess:
+        """Served: only the allowed folders (none by default). In-process: the allowed folders
+        if the operator set some, else any path, as batch prediction reads them."""
+        roots = self.allowed_dirs
+        if roots is None:
+            roots = () if serving else None
+        return FileAccess(roots=roots, max_pixels=self.max_pixels)

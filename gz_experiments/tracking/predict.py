@@ -1,0 +1,43 @@
+"""Logging a predict result: the table and the skipped galaxies as artifacts, counts, speed."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from gz_experiments.tracking.runs import log_file, log_metrics, set_tags
+
+if TYPE_CHECKING:  # result types only: tracking never runs a step
+    from gz_experiments.prediction.run import PredictResult
+
+ARTIFACT = "predictions"  # predictions.parquet / predictions.csv at the run's artifact root
+
+
+def log_predict(result: PredictResult) -> None:
+    report = result.report
+    standard = f"{ARTIFACT}{result.table.suffix}"
+    if result.table.name == standard:
+        log_file(result.table)
+    else:  # the user's own output file, logged under the standard name
+        with tempfile.TemporaryDirectory() as tmp:
+            copy = Path(tmp) / standard
+            shutil.copyfile(result.table, copy)
+            log_file(copy)
+    log_file(result.skipped_table)
+    log_metrics(
+        {
+            "n_predicted": report.n_predicted,
+            "n_skipped": len(report.skipped),
+            "n_inputs": report.n_inputs,
+            "galaxies_per_second": result.galaxies_per_second,
+        }
+    )
+    set_tags(
+        {
+            "model_uri": result.config.model_uri,
+            "input": result.config.input,
+            "schema": result.spec.schema.name,
+        }
+    )
