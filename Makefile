@@ -6,6 +6,10 @@ BIN := $(VENV)/bin
 # measurable difference to TensorFlow here: see benchmarks/bench_train.py.)
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 export MLFLOW_DISABLE_TELEMETRY ?= true
+# A dead tracking server: MLflow retries each request for minutes before any project code runs
+# (`mlflow run` creates its run first). Two quick retries, then a clear failure.
+export MLFLOW_HTTP_REQUEST_MAX_RETRIES ?= 2
+export MLFLOW_HTTP_REQUEST_TIMEOUT ?= 30
 
 .PHONY: demo test lint bench clean venv mlproject ui
 

@@ -51,3 +51,12 @@ def tracking(tmp_path, monkeypatch, migrated_tracking_db):
     yield uri
     while mlflow.active_run():
         mlflow.end_run()
+
+
+def write_png_bomb(path: Path, side: int = 13000) -> Path:
+    """A ~20 KB PNG that claims side x side pixels (1-bit zeros compress ~1000:1): decoding it
+    in full would take a gigabyte and many seconds."""
+    from PIL import Image
+
+    Image.new("1", (side, side)).save(path, optimize=True)
+    return path

@@ -6,6 +6,7 @@ Same flags as `entry_points.tune`; it exercises the study, storage, workers and 
 without TensorFlow, so several workers fit in a test's time budget.
 """
 
+import os
 import time
 
 import mlflow
@@ -20,7 +21,8 @@ def fake_train(train_config, report) -> float:
     base = train_config.dropout * 4 + train_config.learning_rate * 100
     curve = [base + 1 / epoch for epoch in range(1, train_config.epochs + 1)]
     for epoch, value in enumerate(curve):
-        time.sleep(0.1)  # long enough for the workers' trials to interleave
+        # long enough for the workers' trials to interleave (a test killing one asks for more)
+        time.sleep(float(os.environ.get("FAKE_EPOCH_SECONDS", "0.1")))
         mlflow.log_metric("val_loss", value, step=epoch + 1)
         report(epoch, {"val_loss": value})
     return min(curve)

@@ -130,3 +130,74 @@ def test_real_gzd5_images_catalog_loads_unlabelled_and_labelled_subset():
     assert len(df) == 470
     with pytest.raises(UserError, match="is empty"):
         load_catalog(folder / "catalog.csv", schema.subset(["smooth-or-featured"]))
+
+
+# ---- hostile or broken catalogs (issue: nothing lost, no traceback) -------------------------
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        (1e39, "above 16,777,216 votes, more than float32 stores exactly"),
+        (16777217, "above 16,777,216 votes"),
+    ],
+)
+def test_counts_float32_cannot_hold_exactly_are_refused(tmp_path, value, message):
+    df, schema = _catalog(tmp_path)
+    df["gz1-class_merger"] = df["gz1-class_merger"].astype(object)
+    df.loc[2, "gz1-class_merger"] = value
+    with pytest.raises(UserError, match=f"'gz1-class_merger' is {message}.*row\\(s\\): 3"):
+        _load(tmp_path, df, schema)
+    df.loc[2, "gz1-class_merger"] = 16777216  # the largest exact one is fine
+    assert _load(tmp_path, df, schema)["gz1-class_merger"][2] == 16777216
+
+
+def test_empty_catalogs_and_blank_ids_are_refused(tmp_path):
+    df, schema = _catalog(tmp_path)
+    with pytest.raises(UserError, match="has no rows"):
+        _load(tmp_path, df.iloc[:0], schema)
+    totals = df.iloc[:0].assign(**{"gz1-class_total-votes": []})
+    with pytest.raises(UserError, match="has no rows"):
+        _load(tmp_path, totals, schema)
+    df.loc[1, "id_str"] = None
+    with pytest.raises(UserError, match="'id_str' is empty in 1 row\\(s\\): 2"):
+        _load(tmp_path, df, schema)
+
+
+def test_a_catalog_without_a_single_vote_is_refused(tmp_path):
+    df, schema = _catalog(tmp_path)
+    df[schema.label_cols] = 0.0
+    with pytest.raises(UserError, match="every vote count is 0"):
+        _load(tmp_path, df, schema)
+
+
+def test_too_few_galaxies_for_the_split_are_refused_with_the_numbers(tmp_path):
+    df, schema = _catalog(tmp_path, rows=1)
+    loaded = _load(tmp_path, df, schema)
+    with pytest.raises(
+        UserError, match=r"1 galaxies are too few.*\['val', 'test'\] would be empty"
+    ):
+        split_catalog(loaded, 0.1, 0.2, seed=0, source="cat.csv")
+    assert len(split_catalog(loaded, 0.0, 0.0, seed=0)["train"]) == 1
+
+
+def test_class_labels_become_one_vote_through_the_trees_aliases(tmp_path):
+    df, schema = _catalog(tmp_path, rows=4)
+    df = df.drop(columns=schema.label_cols)
+    df["label"] = ["elliptical", "spiral_cw", "edge_on", "gz1-class_merger"]
+    out = _load(tmp_path, df, schema, class_column="label")
+    assert out[schema.label_cols].sum(axis=1).tolist() == [1.0] * 4
+    assert out["gz1-class_spiral"].tolist() == [0, 1, 0, 0]
+    df.loc[3, "label"] = "cigar"
+    with pytest.raises(UserError, match=r"'label' has labels \['cigar'\] in 1 row\(s\): 4"):
+        _load(tmp_path, df, schema, class_column="label")
+
+
+def test_fractional_votes_need_the_flag(tmp_path):
+    df, schema = _catalog(tmp_path)
+    df["gz1-class_merger"] = 0.4
+    with pytest.raises(UserError, match="--fractional-votes"):
+        _load(tmp_path, df, schema)
+    assert _load(tmp_path, df, schema, fractional_votes=True)["gz1-class_merger"][
+        0
+    ] == pytest.approx(0.4)

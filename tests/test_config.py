@@ -76,7 +76,7 @@ def test_sampling_ranges_are_the_served_model_ranges():
 
 def test_every_step_config_has_help_for_every_field():
     for step, cls in STEP_CONFIGS.items():
-        assert cls.STEP == step
+        assert step == cls.STEP
         required = {"ingest": {"sources": ("a.csv",), "out": "o"}}.get(step, {})
         default = cls.resolve("debug", **required)  # every preset of every step is valid
         for name in default.to_dict():

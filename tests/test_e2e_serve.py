@@ -12,6 +12,8 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 
 import mlflow
@@ -22,6 +24,7 @@ from mlflow.tracking import MlflowClient
 
 from entry_points import predict as predict_entry
 from entry_points import register as register_entry
+from gz_experiments.prediction.inputs import REFUSED_PATH
 from gz_experiments.schema import get_schema
 
 from .conftest import REPO, shared_data
@@ -116,12 +119,26 @@ def test_predict_step_and_pyfunc_on_all_real_images(champion, tmp_path):
     check_fractions(served)
 
 
-@pytest.mark.e2e
-def test_models_serve_answers_a_base64_png(champion, tracking):
-    png = sorted((shared_data(REAL_IMAGES) / "images").glob("*.png"))[0]
+def post(port: int, body: dict) -> tuple[int, dict]:
+    """(HTTP status, JSON answer) of one /invocations request, errors included."""
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}/invocations",
+        data=json.dumps(body).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read() or b"{}")
+
+
+@contextmanager
+def served(champion: str, tracking: str, **extra_env: str):
+    """A real `mlflow models serve` on a free loopback port; stopped (whole group) on exit."""
     port = free_port()
     env = dict(os.environ, MLFLOW_TRACKING_URI=tracking, TF_CPP_MIN_LOG_LEVEL="3",
-               MLFLOW_DISABLE_TELEMETRY="true", CUDA_VISIBLE_DEVICES="-1")  # fmt: skip
+               MLFLOW_DISABLE_TELEMETRY="true", CUDA_VISIBLE_DEVICES="-1", **extra_env)  # fmt: skip
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
     command = ["mlflow", "models", "serve", "-m", champion, "--env-manager", "local",
                "--host", "127.0.0.1", "-p", str(port)]  # fmt: skip
@@ -130,11 +147,98 @@ def test_models_serve_answers_a_base64_png(champion, tracking):
                               stderr=subprocess.PIPE, text=True, start_new_session=True)  # fmt: skip
     try:
         wait_for_health(port, server)
-        image = base64.b64encode(png.read_bytes()).decode()
-        body = {"dataframe_split": {"columns": ["image", "id_str"], "data": [[image, png.stem]]}}
-        answer = pd.DataFrame(invoke(port, body)["predictions"])
+        yield port, server
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=30)
+
+
+def frame_body(columns: list[str], rows: list[list], **params) -> dict:
+    body = {"dataframe_split": {"columns": columns, "data": rows}}
+    if params:
+        body["params"] = params
+    return body
+
+
+def no_trace(answer: dict) -> None:
+    text = json.dumps(answer)
+    assert "stack_trace" not in answer and "Traceback" not in text and ".py" not in text, text
+
+
+@pytest.mark.e2e
+def test_models_serve_answers_a_base64_png_and_reads_no_file_by_default(champion, tracking):
+    png = sorted((shared_data(REAL_IMAGES) / "images").glob("*.png"))[0]
+    with served(champion, tracking) as (port, _):
+        image = base64.b64encode(png.read_bytes()).decode()
+        answer = pd.DataFrame(
+            invoke(port, frame_body(["image", "id_str"], [[image, png.stem]]))["predictions"]
+        )
+        status, refused = post(port, frame_body(["file_loc"], [[str(png)]]))
     assert len(answer) == 1 and answer["id_str"][0] == png.stem
     check_fractions(answer)
+    assert status == 400 and REFUSED_PATH in refused["message"]
+    no_trace(refused)
+
+
+def rss_of_tree(process: subprocess.Popen) -> int:
+    import psutil
+
+    root = psutil.Process(process.pid)
+    return sum(p.memory_info().rss for p in [root, *root.children(recursive=True)])
+
+
+@pytest.mark.e2e
+def test_served_model_refuses_hostile_requests(champion, tracking, tmp_path):
+    """Files outside the operator's folder, probes for which files exist, decompression bombs,
+    oversized requests and out-of-range parameters: each a 400 with one line, no stack trace."""
+    from .conftest import write_png_bomb
+
+    png = sorted((shared_data(REAL_IMAGES) / "images").glob("*.png"))[0]
+    allowed = tmp_path / "allowed"
+    allowed.mkdir()
+    (allowed / "g.png").write_bytes(png.read_bytes())
+    (tmp_path / "secret.png").write_bytes(png.read_bytes())
+    bomb = base64.b64encode(write_png_bomb(tmp_path / "bomb.png").read_bytes()).decode()
+    image = base64.b64encode(png.read_bytes()).decode()
+    limits = {"GZ_SERVE_ALLOWED_DIRS": str(allowed), "GZ_SERVE_MAX_ROWS": "8",
+              "GZ_SERVE_MAX_REQUEST_BYTES": "150000"}  # fmt: skip
+    with served(champion, tracking, **limits) as (port, server):
+        ok, inside = post(port, frame_body(["file_loc", "id_str"], [[str(allowed / "g.png"), "a"]]))
+        probes = {
+            path: post(port, frame_body(["file_loc"], [[path]]))
+            for path in (str(tmp_path / "secret.png"), str(allowed / ".." / "secret.png"),
+                         "/etc/shadow", "/no/such/file.png", "/etc/hostname")
+        }  # fmt: skip
+        before = rss_of_tree(server)
+        start = time.monotonic()
+        with ThreadPoolExecutor(3) as pool:  # three at once, six bombs each
+            bombs = list(
+                pool.map(lambda _: post(port, frame_body(["image"], [[bomb]] * 6)), range(3))
+            )
+        bomb_seconds = time.monotonic() - start
+        after = rss_of_tree(server)
+        too_many = post(port, frame_body(["image"], [[image]] * 9))
+        too_big = post(port, frame_body(["image"], [[image]] * 8))
+        params = [post(port, frame_body(["image"], [[image]], **p))
+                  for p in ({"n_samples": 100000}, {"batch_size": 0}, {"batch_size": -1},
+                            {"mc_mode": "both"})]  # fmt: skip
+        still_ok, _ = post(port, frame_body(["image"], [[image]]))
+    assert ok == 200 and inside["predictions"][0]["id_str"] == "a"
+    messages = set()
+    for path, (status, answer) in probes.items():
+        assert status == 400, path
+        no_trace(answer)
+        messages.add(answer["message"].split("Error: ", 1)[-1].replace(path, "<path>"))
+    assert len(messages) == 1, messages  # nothing tells an existing file from a missing one
+    for status, answer in bombs:
+        assert status == 400 and "169,000,000 pixels, more than the limit" in answer["message"]
+        no_trace(answer)
+    assert bomb_seconds < 20 and after - before < 300e6, (bomb_seconds, after - before)
+    assert too_many[0] == 400 and "GZ_SERVE_MAX_ROWS" in too_many[1]["message"]
+    assert too_big[0] == 400 and "GZ_SERVE_MAX_REQUEST_BYTES" in too_big[1]["message"]
+    expected = ("n_samples=100000 must be <= 100", "batch_size=0 must be >= 1",
+                "batch_size=-1 must be >= 1", "mc_mode='both' is not one of head, full")  # fmt: skip
+    for (status, answer), text in zip(params, expected, strict=True):
+        assert status == 400 and text in answer["message"], answer
+        no_trace(answer)
+    assert still_ok == 200

@@ -97,3 +97,18 @@ def test_bad_bytes_name_their_length():
     Image.fromarray(_rgb()).save(buffer, format="TIFF")
     with pytest.raises(ImageError, match=r"<\d+ bytes>: unsupported format TIFF"):
         load_image(buffer.getvalue(), 8, greyscale=False)
+
+
+def test_a_decompression_bomb_is_refused_from_its_header_in_milliseconds(tmp_path):
+    import time
+
+    from .conftest import write_png_bomb
+
+    bomb = write_png_bomb(tmp_path / "bomb.png")
+    assert bomb.stat().st_size < 100_000
+    start = time.perf_counter()
+    with pytest.raises(ImageError, match="13000 x 13000 = 169,000,000 pixels, more than the limit"):
+        load_image(bomb, 32, True)
+    assert time.perf_counter() - start < 1.0  # nothing was decoded
+    with pytest.raises(ImageError, match="20 x 20 = 400 pixels, more than the limit of 100 "):
+        load_image(_save(_rgb(), tmp_path / "small.png"), 32, True, max_pixels=100)

@@ -106,9 +106,10 @@ def test_folder_of_real_images_skips_a_corrupt_one_and_reports_it(tiny, real_png
     check_table(df, n_samples=3)
     assert len(df) == 6
     assert "sub/extra" in set(df["id_str"]) and real_pngs[0].stem in set(df["id_str"])
-    skipped = df.attrs["skipped"]
+    skipped = pd.DataFrame(df.attrs["skipped"])
     assert skipped["id_str"].tolist() == ["broken"]
     assert "PNG or JPEG" in skipped["reason"][0]
+    df.to_parquet(tmp_path / "table.parquet")  # the skipped list travels as plain data
 
 
 def test_unsupported_files_in_a_folder_are_listed(tiny, tmp_path):
@@ -222,3 +223,55 @@ def test_head_mode_samples_of_a_galaxy_do_not_depend_on_its_batch_or_order(tiny,
     pieces = pieces.set_index("id_str").loc[whole["id_str"]].reset_index()
     values = whole.columns[1:]
     np.testing.assert_allclose(whole[values].to_numpy(), pieces[values].to_numpy(), rtol=1e-5)
+
+
+def test_a_bomb_in_a_folder_is_skipped_with_its_reason(tiny, real_pngs, tmp_path):
+    from .conftest import write_png_bomb
+
+    (tmp_path / "ok.png").symlink_to(real_pngs[0])
+    write_png_bomb(tmp_path / "bomb.png")
+    df = predict(tiny[0], tiny[1], tmp_path, Sampling(n_samples=2))
+    assert df["id_str"].tolist() == ["ok"]
+    (skipped,) = df.attrs["skipped"]
+    assert skipped["id_str"] == "bomb" and "169,000,000 pixels" in skipped["reason"]
+
+
+def test_two_images_with_one_id_in_a_folder_are_an_error(tiny, tmp_path):
+    (tmp_path / "dup.png").write_bytes(png_bytes(1))
+    (tmp_path / "dup.jpg").write_bytes(png_bytes(2))
+    (tmp_path / "other.png").write_bytes(png_bytes(3))
+    with pytest.raises(UserError, match=r"2 images share an id .*dup.jpg.*dup.png"):
+        predict(tiny[0], tiny[1], tmp_path)
+
+
+def test_served_file_access_refuses_every_path_alike(tiny, real_pngs, tmp_path):
+    """The in-process check behind the served model (the real server: test_e2e_serve.py)."""
+    from gz_experiments.prediction.inputs import REFUSED_PATH, FileAccess
+
+    allowed = tmp_path / "allowed"
+    allowed.mkdir()
+    (allowed / "g.png").write_bytes(real_pngs[0].read_bytes())
+    (allowed / "link.png").symlink_to(real_pngs[0])  # a link out of the folder is outside too
+    access = FileAccess(roots=(allowed.resolve(),))
+    outside = tmp_path / "secret.png"
+    outside.write_bytes(png_bytes())
+    frame = pd.DataFrame(
+        {"file_loc": [str(allowed / "g.png"), str(outside), str(allowed / ".." / "secret.png"),
+                      "/no/such/file.png", "/etc/hostname", str(allowed / "link.png")]}
+    )  # fmt: skip
+    report_rows = predict_frame_rows(tiny, frame, access)
+    assert report_rows == [None] + [REFUSED_PATH] * 5
+    nowhere = predict_frame_rows(tiny, frame.iloc[:1], FileAccess(roots=()))
+    assert nowhere == [REFUSED_PATH]
+
+
+def predict_frame_rows(tiny, frame, access):
+    """The reason each row could not be read (None when it was predicted)."""
+    from gz_experiments.prediction.run import PredictionReport, iter_predictions
+
+    report = PredictionReport(output=None)
+    rows = list(iter_predictions(tiny[0], tiny[1], frame, report, Sampling(n_samples=1),
+                                 access=access))  # fmt: skip
+    predicted = set(pd.concat(rows)["id_str"]) if rows else set()
+    reasons = {id_str: reason for id_str, _, reason in report.skipped}
+    return [None if str(i) in predicted else reasons[str(i)] for i in range(len(frame))]

@@ -165,3 +165,40 @@ def test_schema_round_trips_through_dict():
     from gz_experiments.schema import Schema
 
     assert Schema.from_dict(schema.to_dict()) == schema
+
+
+# ---- broken trees: one clear line each, never a traceback -----------------------------------
+
+
+@pytest.mark.parametrize(
+    ("questions", "message"),
+    [
+        (
+            [{"name": "a_b", "answers": ["c", "d"]}, {"name": "a", "answers": ["b_c", "x"]}],
+            "both make the column 'a_b_c'",
+        ),
+        ([{"name": "a", "answers": ["x", "y"], "parents": 5}], "parents must be a list"),
+        ([{"name": "a", "answers": ["x", "y"], "parents": [5]}], "parent 5 is not"),
+        ([{"name": 7, "answers": ["x", "y"]}], "name 7 is not a non-empty text"),
+    ],
+)
+def test_colliding_columns_and_odd_parents_are_refused(tmp_path, questions, message):
+    path = _write(tmp_path, {"name": "bad", "questions": questions})
+    with pytest.raises(UserError, match=message):
+        get_schema(path)
+
+
+def test_unquoted_yes_no_in_yaml_is_refused_with_the_fix(tmp_path):
+    path = tmp_path / "tree.yaml"
+    path.write_text("questions:\n  - {name: ring, answers: [yes, no]}\n")
+    with pytest.raises(UserError, match=r"answer True is not a non-empty text \(quote it"):
+        get_schema(path)
+    path.write_text('questions:\n  - {name: ring, answers: ["yes", "no"]}\n')
+    assert get_schema(path).label_cols == ["ring_yes", "ring_no"]
+
+
+def test_a_tree_file_that_is_not_utf8_is_one_clear_error(tmp_path):
+    path = tmp_path / "tree.yaml"
+    path.write_bytes("questions:\n  - {name: r\xe9gion, answers: [a, b]}\n".encode("latin-1"))
+    with pytest.raises(UserError, match="not UTF-8 text"):
+        get_schema(path)

@@ -11,6 +11,7 @@ No TensorFlow here: shard workers import this module and nothing heavier.
 from __future__ import annotations
 
 import io
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -52,7 +53,10 @@ def _open(source: Source, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
             raise ImageError(source, "file not found")
         handle = path
     try:
-        image = Image.open(handle)
+        with warnings.catch_warnings():
+            # Pillow warns above 89 M pixels; our own limit (checked below) decides.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            image = Image.open(handle)
     except UnidentifiedImageError:
         raise ImageError(source, "not a PNG or JPEG image (cannot identify the format)") from None
     except Image.DecompressionBombError:

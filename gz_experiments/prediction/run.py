@@ -90,7 +90,8 @@ def predict(
     progress: bool = False,
 ) -> pd.DataFrame:  # fmt: skip
     """The whole table in memory (columns: prediction.tables); the skipped galaxies are in
-    `df.attrs["skipped"]` (a DataFrame id_str/source/reason) and counted on stderr."""
+    `df.attrs["skipped"]` (a list of {id_str, source, reason}; plain data, so the table still
+    writes to parquet) and counted on stderr."""
     sampling = sampling or Sampling()
     report = PredictionReport(output=None)
     chunks = list(
@@ -99,7 +100,7 @@ def predict(
     columns = output_columns(spec.schema, sampling.n_samples)
     df = pd.concat(chunks, ignore_index=True) if chunks else pd.DataFrame(columns=columns)
     warn_skipped(report)
-    df.attrs["skipped"] = report.skipped_frame()
+    df.attrs["skipped"] = report.skipped_frame().to_dict("records")
     return df
 
 
