@@ -2,7 +2,8 @@
 
 Exact command (from the repo root, venv active):
 
-    python -m benchmarks.bench_predict                    # ~3 min on 2 cores
+    python -m benchmarks.bench_predict                    # ~9 min on 2 cores (Spark row ~6)
+    python -m benchmarks.bench_predict --spark-copies     # no Spark row
     python -m benchmarks.bench_predict --both-allocators  # also with glibc malloc tuned (x2 time)
 
 Untrained EfficientNetB0 (weights=None; speed does not depend on the weights), greyscale, the
@@ -10,9 +11,11 @@ encoder seeing 64 and 128 px. Part 1 times the model alone on in-memory batches:
 one deterministic pass, of mc_mode=head and of mc_mode=full at n_samples=5, measured side by
 side (the modes take turns batch by batch; median of the repeats), and the head-vs-full speed-up.
 Part 2 times the whole `predict` path on the 470 real 128 px PNGs of ../shared/data/gzd5_real_128 (decode + resize +
-model), head mode, n=5. Timings on a shared VM vary by up to ~40 %: read the ratios. Wall-clock
-rates are what a user sees; CPU-time rates (all threads of this process) count the work done and
-barely move when other processes compete for the cores, so on a busy machine trust those ratios.
+model), head mode, n=5. Part 3, the Spark row (benchmarks/bench_predict_spark.py): the same path
+as a Spark local[2] job vs one process, on those PNGs x 1 and x 8, galaxies/s and peak memory.
+Timings on a shared VM vary by up to ~40 %: read the ratios. Wall-clock rates are what a user
+sees; CPU-time rates (all threads of this process) count the work done and barely move when
+other processes compete for the cores, so on a busy machine trust those ratios.
 """
 
 from __future__ import annotations
@@ -115,6 +118,21 @@ def run(args) -> None:
         for size in args.sizes:
             count, rate = end_to_end_rate(size, args.n_samples, args.batch_size)
             print(f"{size:>4} px: {count} galaxies at {rate:.1f} galaxies/s")
+    if args.spark_copies and REAL_IMAGES.is_dir():
+        spark_row(args.spark_copies, args.sizes[0])
+
+
+def spark_row(copies: list[int], size: int) -> None:
+    """Part 3: the same predict path as a Spark local[2] job (benchmarks/bench_predict_spark)."""
+    import importlib.util
+    import shutil
+
+    if importlib.util.find_spec("pyspark") is None or shutil.which("java") is None:
+        print("\nSpark row skipped: needs pyspark (pip install -e '.[spark]') and Java 17+")
+        return
+    from benchmarks.bench_predict_spark import run as run_spark
+
+    run_spark(copies, "efficientnetb0", size)
 
 
 def main() -> None:
@@ -126,6 +144,8 @@ def main() -> None:
     parser.add_argument("--n-images", type=int, default=256)
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--spark-copies", type=int, nargs="*", default=[1, 8],
+                        help="Spark row: the 470 real PNGs x each count; none = no Spark row")  # fmt: skip
     parser.add_argument("--both-allocators", action="store_true",
                         help="run twice in subprocesses: default and tuned glibc malloc")  # fmt: skip
     args = parser.parse_args()

@@ -3,7 +3,7 @@ simulator's truth-MAE / volunteer-floor ratio of a cpu-preset model.
 
 Exact command (from the repo root, venv active):
 
-    python -m benchmarks.bench_real_gz1                                   # ~15 min on 2 cores
+    python -m benchmarks.bench_real_gz1 --skip-simulator                 # the real preset
     python -m benchmarks.bench_real_gz1 --sim-model-uri models:/gz-decals@champion
 
 Real part: ../shared/data/gz1_sdss_64 (6,664 SDSS colour 64 px images with GZ1 majority classes)
@@ -39,13 +39,13 @@ GZ1_DATA = REPO.parent / "shared" / "data" / "gz1_sdss_64"
 CLASSES = ("elliptical", "spiral", "edge-on")
 
 
-def shard_gz1(data: Path, n_workers: int):
+def shard_gz1(data: Path, args):
     from gz_experiments.shards.writer import write_shards
     from gz_experiments.simulate import cache_dir
 
     config = ShardConfig.resolve(
-        "cpu", catalog=str(data / "catalog.csv"), schema="gz1", img_size=64, greyscale=False,
-        shard_size=2048, seed=42, n_workers=n_workers, class_column="gz1_class_name",
+        "real", catalog=str(data / "catalog.csv"), schema="gz1", img_size=args.img_size,
+        greyscale=False, seed=42, n_workers=args.n_workers, class_column="gz1_class_name",
     )  # fmt: skip
     key = json.dumps(config.replace(n_workers=0).to_dict(), sort_keys=True)
     folder = cache_dir() / "bench_gz1" / hashlib.sha256(key.encode()).hexdigest()[:12]
@@ -57,12 +57,23 @@ def shard_gz1(data: Path, n_workers: int):
 def train_gz1(manifest, args):
     from gz_experiments.training.run import run_train
 
+    overrides = {
+        k: getattr(args, k)
+        for k in (
+            "architecture",
+            "image_size",
+            "crop_fraction",
+            "batch_size",
+            "epochs",
+            "patience",
+            "learning_rate",
+            "lr_decay_patience",
+        )  # fmt: skip
+        if getattr(args, k) is not None
+    }
     config = TrainConfig.resolve(
-        "cpu", shard_dir=str(manifest.shard_dir), schema="gz1", greyscale=False,
-        architecture=args.architecture, image_size=args.image_size, crop_fraction=args.crop_fraction,
-        batch_size=args.batch_size, epochs=args.epochs, patience=args.patience,
-        learning_rate=args.learning_rate, dropout=0.2, verbose=-1,
-    )  # fmt: skip
+        "real", shard_dir=str(manifest.shard_dir), schema="gz1", greyscale=False, **overrides
+    )
     with tempfile.TemporaryDirectory(prefix="gz-bench-gz1-") as work_dir:
         return run_train(config, manifest, work_dir=work_dir)
 
@@ -146,17 +157,14 @@ def print_simulator(sim: dict, seconds: float) -> None:
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", default=str(GZ1_DATA), help="folder with the GZ1 catalog.csv")
-    parser.add_argument("--architecture", default="small_cnn")
-    parser.add_argument("--image-size", type=int, default=64)
-    # SDSS GZ1 cutouts span ~10 Petrosian radii: the galaxy is the central ~20 %. A 0.65 crop
-    # (42 of 64 px, enlarged to image_size) zooms in and, at any training offset, keeps it whole.
-    parser.add_argument("--crop-fraction", type=float, default=0.65)
-    parser.add_argument("--batch-size", type=int, default=64)
-    # The validation loss is noisy epoch to epoch (BatchNorm, small val split): a lower rate and
-    # more patience than the cpu preset's let it keep improving (measured: still at 40 epochs).
-    parser.add_argument("--epochs", type=int, default=60)
-    parser.add_argument("--patience", type=int, default=10)
-    parser.add_argument("--learning-rate", type=float, default=5e-4)
+    # Defaults: the `real` presets (shards 128 px; the central half at native scale, 64 px).
+    # SDSS GZ1 cutouts span ~10 Petrosian radii: the galaxy is the central ~20 %, so the
+    # central-half crop keeps it whole at any training offset.
+    parser.add_argument("--img-size", type=int, default=None, help="shard side")
+    for name, kind in (("architecture", str), ("image-size", int), ("crop-fraction", float),
+                       ("batch-size", int), ("epochs", int), ("patience", int),
+                       ("learning-rate", float), ("lr-decay-patience", int)):  # fmt: skip
+        parser.add_argument(f"--{name}", type=kind, default=None, help="default: real preset")
     parser.add_argument("--n-workers", type=int, default=0, help="sharding processes; 0 = all")
     parser.add_argument("--sim-model-uri", default="", help="'' = train a cpu-preset model")
     parser.add_argument("--skip-simulator", action="store_true")
@@ -170,7 +178,7 @@ def main(argv=None) -> None:
         raise SystemExit(f"{data}/catalog.csv not found: the GZ1 images live in ../shared/data")
     seconds = {}
     start = time.monotonic()
-    manifest = shard_gz1(data, args.n_workers)
+    manifest = shard_gz1(data, args)
     seconds["shard"] = time.monotonic() - start
     start = time.monotonic()
     result = train_gz1(manifest, args)

@@ -9,6 +9,12 @@ Splits the shuffled labelled catalog 70/10/20 (seeded) into train/val/test; an u
 catalog becomes the "predict" split. Re-running with the same inputs is a no-op, an interrupted
 run resumes, different inputs need --overwrite. Unreadable images are listed in rejected.csv;
 more than --max-rejected-fraction (default 0) of them fails the run (after logging them).
+
+Images may be PNG, JPEG or FITS (.fits, .fits.gz, .fits.fz); FITS flux becomes pixels by the
+fits_* settings (preset decals or simulator, bands in R,G,B order, scales, asinh stretch),
+recorded in the manifest and the trained model's spec:
+
+    mlflow run . -e shard --env-manager local -P catalog=cutouts.csv -P shard_dir=shards/fits -P fits_preset=decals -P fits_bands=z,r,g
 """
 
 from gz_experiments.cli import entry_point, parse_config

@@ -9,6 +9,10 @@ whatever n_workers. out_dir "" = the default-dataset cache ($GZ_CACHE_DIR, else
 Exact commands:
     mlflow run . -e simulate --env-manager local -P preset=cpu -P n_galaxies=5000 -P out_dir=data/sim
     python -m entry_points.simulate --preset debug --out-dir /tmp/gz-sim
+    python -m entry_points.simulate --preset debug --image-format fits --out-dir /tmp/gz-sim-fits
+
+--image-format fits writes each galaxy's g, r, z flux (before the colour stretch) as a FITS cube;
+shard it with --fits-preset simulator to get exactly the pixels of the PNG dataset.
 """
 
 from gz_experiments.cli import entry_point, parse_config

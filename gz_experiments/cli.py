@@ -44,7 +44,10 @@ def build_parser(config_cls: type[StepConfig], doc: str | None) -> argparse.Argu
         kebab, snake = f"--{f.name.replace('_', '-')}", f"--{f.name}"
         flags = [kebab] if kebab == snake else [kebab, snake]
         if f.name == "preset":
-            helptext = "debug, cpu, paper, or auto (paper with a GPU, cpu without); default auto"
+            helptext = (
+                "debug, cpu, real (small real image sets on a CPU), paper, or auto (paper with a "
+                "GPU, cpu without); default auto"
+            )
         else:
             default = f.default if f.default is not MISSING else f.default_factory()
             shown = ",".join(map(str, default)) if isinstance(default, tuple) else default
@@ -76,11 +79,16 @@ def quiet_libraries() -> None:
 
 
 def entry_point(func: Callable[..., Any]) -> Callable[..., Any]:
-    """Wrap an entry point's main: user errors print one line and exit 2, no traceback."""
+    """Wrap an entry point's main: user errors print one line and exit 2, no traceback; run as a
+    program, TensorFlow's native start-up notices are filtered out (gz_experiments.quiet)."""
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         quiet_libraries()
+        if "pytest" not in sys.modules:  # pytest captures descriptor 2 itself
+            from gz_experiments.quiet import filter_native_stderr
+
+            filter_native_stderr()
         try:
             return func(*args, **kwargs)
         except UserError as exc:

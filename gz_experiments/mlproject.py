@@ -19,7 +19,12 @@ from gz_experiments.config.base import base_type, field_types
 # The preset each entry point runs with when none is given: `main` is the demo (cpu), register
 # has no preset-dependent fields (cpu avoids probing for a GPU), shard writes the paper's size.
 DEFAULT_PRESETS = {"main": "cpu", "register": "cpu", "shard": "paper"}
-REQUIRED = {"predict": ("model_uri", "input"), "evaluate": ("model_uri", "shard_dir")}
+REQUIRED = {
+    "predict": ("model_uri", "input"),
+    "evaluate": ("model_uri", "shard_dir"),
+    "embed": ("model_uri", "input"),
+    "acquire": ("model_uri", "input"),
+}
 # Values the pipeline has always passed through MLproject defaults (kept for `mlflow run` users).
 FIXED_DEFAULTS = {
     "main": {"env_manager": "local", "model_name": "gz-decals", "reuse": "true"},

@@ -15,16 +15,21 @@ many times (MC dropout) and so a saved `.keras` file serves raw images:
   head computes in float32 even under mixed precision (lgamma in the loss needs it).
 
 Adding an architecture = one builder function `(input_shape) -> keras.Model` + one registry line.
+
+For finetuning (`with_new_head`, `freeze_encoder`, `lr_multipliers`) an encoder splits into
+blocks by `ENCODER_BLOCKS` (EfficientNet's stages; small_cnn's conv blocks): one more line there.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 
 import keras
 
 from gz_experiments.augment import Augmentation
 from gz_experiments.errors import UserError
+from gz_experiments.fused_batchnorm import fuse_batchnorm
 from gz_experiments.losses import concentrations_from_logits
 from gz_experiments.model_spec import ModelSpec
 
@@ -96,7 +101,9 @@ def build_encoder(architecture: str, image_size: int, channels: int) -> keras.Mo
             f"architecture {architecture!r} needs image_size >= {minimum}, got {image_size}: "
             f"raise image_size or use architecture=small_cnn"
         )
-    return ARCHITECTURES[architecture]((image_size, image_size, channels))
+    # Keras' BatchNorm is ~10 unfused ops a layer; the fused kernel made the CPU training step
+    # 1.2x / 1.33x faster at 64 / 128 px (benchmarks/bench_levers.py, keras_bn), same numbers.
+    return fuse_batchnorm(ARCHITECTURES[architecture]((image_size, image_size, channels)))
 
 
 def build_model(spec: ModelSpec, seed: int | None = None) -> keras.Model:
@@ -114,6 +121,109 @@ def build_model(spec: ModelSpec, seed: int | None = None) -> keras.Model:
 def split_model(model: keras.Model) -> tuple[keras.Layer, keras.Model, keras.Model]:
     """(augment, encoder, head) of a model built by `build_model` (or loaded from .keras)."""
     return model.get_layer("augment"), model.get_layer("encoder"), model.get_layer("head")
+
+
+# ---- transfer learning: a parent's encoder under a new head, encoder blocks, freezing ---------
+
+
+def with_new_head(parent: keras.Model, spec: ModelSpec, seed: int | None = None) -> keras.Model:
+    """A model for `spec` (a new tree, a new dropout) whose encoder holds `parent`'s weights.
+
+    The whole model is built afresh (so its variables belong to the current distribution
+    strategy and dtype policy) and the parent's encoder weights, BatchNorm statistics included,
+    are copied in; augment has no weights and the head starts from a seeded initialisation.
+    `spec` keeps the parent's architecture, image size and channels.
+    """
+    model = build_model(spec, seed=seed)
+    try:
+        model.get_layer("encoder").set_weights(parent.get_layer("encoder").get_weights())
+    except ValueError as exc:
+        raise UserError(
+            f"the parent model's encoder does not match architecture {spec.architecture!r} at "
+            f"{spec.image_size} px x{spec.channels} as this version builds it ({exc})"
+        ) from None
+    return model
+
+
+def efficientnet_blocks(encoder: keras.Model) -> dict[str, list[keras.Layer]]:
+    """stem, block1 ... block7, top: Keras names every EfficientNet layer after its stage."""
+    blocks: dict[str, list[keras.Layer]] = {}
+    for layer in encoder.layers:
+        match = re.match(r"(stem|top|block\d+)[a-z]?_", layer.name)  # block6c_bn -> block6
+        if match:
+            blocks.setdefault(match.group(1), []).append(layer)
+    return blocks
+
+
+def conv_blocks(encoder: keras.Model) -> dict[str, list[keras.Layer]]:
+    """One block per pooling stage (small_cnn: conv, BatchNorm, ReLU, max-pool); found by layer
+    type, so models saved with any layer names split the same way."""
+    blocks: list[list[keras.Layer]] = [[]]
+    for layer in encoder.layers:
+        if isinstance(layer, keras.layers.InputLayer):
+            continue
+        blocks[-1].append(layer)
+        if isinstance(layer, keras.layers.MaxPooling2D):
+            blocks.append([])
+    if len(blocks) > 1 and not any(layer.weights for layer in blocks[-1]):
+        blocks[-2].extend(blocks.pop())  # the global pooling joins the last stage
+    return {f"block{i + 1}": layers for i, layers in enumerate(blocks)}
+
+
+# How each architecture's encoder splits into blocks, input to output (finetune's n_blocks).
+ENCODER_BLOCKS: dict[str, Callable[[keras.Model], dict[str, list[keras.Layer]]]] = {
+    "efficientnetb0": efficientnet_blocks,
+    "small_cnn": conv_blocks,
+}
+
+
+def encoder_blocks(encoder: keras.Model, architecture: str) -> dict[str, list[keras.Layer]]:
+    """The encoder's blocks that hold weights, input to output."""
+    if architecture not in ENCODER_BLOCKS:
+        raise UserError(f"architecture {architecture!r} has no block definition (ENCODER_BLOCKS)")
+    blocks = ENCODER_BLOCKS[architecture](encoder)
+    return {name: layers for name, layers in blocks.items() if any(x.weights for x in layers)}
+
+
+def freeze_encoder(model: keras.Model, architecture: str, trainable_blocks: int | None) -> None:
+    """Train only the encoder's last `trainable_blocks` blocks (0: none; None: all of it).
+
+    A frozen BatchNorm runs in inference mode (Keras 3: `training and self.trainable`), so a
+    frozen block's statistics stay the parent's too. Compile after calling this.
+    """
+    encoder = model.get_layer("encoder")
+    encoder.trainable = trainable_blocks != 0
+    if trainable_blocks in (0, None):
+        return
+    blocks = list(encoder_blocks(encoder, architecture).values())
+    if trainable_blocks > len(blocks):
+        raise UserError(
+            f"n_blocks={trainable_blocks} but a {architecture} encoder has {len(blocks)} blocks: "
+            f"use n_blocks <= {len(blocks)}, or mode=all"
+        )
+    unfrozen = {id(layer) for block in blocks[len(blocks) - trainable_blocks :] for layer in block}
+    for layer in encoder.layers:
+        layer.trainable = id(layer) in unfrozen
+
+
+def block_depths(model: keras.Model, architecture: str) -> dict[str, int]:
+    """Encoder block name -> its depth from the top (1 = the last block)."""
+    names = list(encoder_blocks(model.get_layer("encoder"), architecture))
+    return {name: len(names) - i for i, name in enumerate(names)}
+
+
+def lr_multipliers(model: keras.Model, architecture: str, decay: float) -> list[float]:
+    """Learning-rate factor of each of `model.trainable_variables`, in that order: 1 outside the
+    encoder (the head), decay**d in the encoder block at depth d from the top."""
+    blocks = encoder_blocks(model.get_layer("encoder"), architecture)
+    depths = block_depths(model, architecture)
+    factor = {
+        id(variable): decay ** depths[name]
+        for name, layers in blocks.items()
+        for layer in layers
+        for variable in layer.trainable_weights
+    }
+    return [factor.get(id(variable), 1.0) for variable in model.trainable_variables]
 
 
 def summary_text(model: keras.Model) -> str:

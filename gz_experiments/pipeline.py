@@ -181,7 +181,7 @@ def plan_text(config: MainConfig) -> str:
     """What the user reads first: the steps and how long they take."""
     return (
         f"gz_experiments main pipeline, preset {config.preset}: {' -> '.join(STEPS)}, each a "
-        f"child MLflow run. Expect {EXPECTED_MINUTES[config.preset]} on a 2-core CPU (steps "
+        f"child MLflow run. Expect {EXPECTED_MINUTES.get(config.preset, 'a few minutes')} on a 2-core CPU (steps "
         f"already run with the same parameters and code are reused). Training stops early when "
         f"the validation loss stops improving, usually well before its epoch limit."
     )

@@ -29,7 +29,7 @@ import numpy as np
 from gz_experiments.errors import UserError
 
 BUILTIN_TREES = ("gzd5", "gzd12", "gz2", "dr8", "gz1", "decals-all", "kaggle-gz2")
-TREE_KEYS = ("name", "questions", "class_aliases")
+TREE_KEYS = ("name", "questions", "class_aliases", "campaigns")
 
 
 @dataclass(frozen=True)
@@ -72,11 +72,18 @@ class Schema:
     """A validated decision tree. Build with `get_schema` or `Schema.from_dict`."""
 
     def __init__(
-        self, name: str, questions: list[Question], class_aliases: dict[str, str] | None = None
+        self,
+        name: str,
+        questions: list[Question],
+        class_aliases: dict[str, str] | None = None,
+        campaigns: dict[str, str] | None = None,
     ):
         self.name = name
         # Other spellings of answers in one-label-per-galaxy catalogs (e.g. GZ1's spiral_cw).
         self.class_aliases: dict[str, str] = dict(class_aliases or {})
+        # Campaign name -> the suffix of its question names ("" = the questions of no other
+        # campaign), for trees that hold several campaigns side by side (decals-all).
+        self.campaigns: dict[str, str] = dict(campaigns or {})
         self.questions: tuple[Question, ...] = tuple(questions)
         self.answers: tuple[Answer, ...] = tuple(a for q in questions for a in q.answers)
         self.label_cols: list[str] = [a.label_col for a in self.answers]
@@ -165,6 +172,8 @@ class Schema:
         }
         if self.class_aliases:
             out["class_aliases"] = dict(self.class_aliases)
+        if self.campaigns:
+            out["campaigns"] = dict(self.campaigns)
         return out
 
     # ---- probabilities -------------------------------------------------------------------
@@ -205,6 +214,14 @@ class Schema:
                 parent_q = self._questions[answer.question]
                 asked[..., q.index] += asked[..., parent_q.index] * fractions[..., answer.index]
         return asked
+
+    def joint_fractions(self, fractions: np.ndarray) -> np.ndarray:
+        """Per-question fractions (..., n_answers) -> the share of *all* volunteers who gave each
+        answer: fraction x p_asked of its question (zoobot's joint_p; Kaggle's GZ2 "cumulative"
+        vote fractions)."""
+        fractions = np.asarray(fractions, dtype=np.float64)
+        question_of = [self._questions[a.question].index for a in self.answers]
+        return fractions * self.p_asked(fractions)[..., question_of]
 
     # ---- construction --------------------------------------------------------------------
 
@@ -261,7 +278,38 @@ class Schema:
         unknown = sorted(set(tree) - set(TREE_KEYS))
         if unknown:
             raise fail(f"unknown key(s) {unknown}; a tree has {list(TREE_KEYS)}")
-        return cls(name, questions, aliases)
+        campaigns = _campaigns(tree.get("campaigns"), questions, fail)
+        return cls(name, questions, aliases, campaigns)
+
+    def campaign_of(self, question: str) -> str:
+        """The campaign a question belongs to ("" when the tree declares none)."""
+        suffixed = [(name, s) for name, s in self.campaigns.items() if s and question.endswith(s)]
+        if suffixed:
+            return max(suffixed, key=lambda item: len(item[1]))[0]
+        return next((name for name, s in self.campaigns.items() if not s), "")
+
+
+def _campaigns(raw, questions: list[Question], fail) -> dict[str, str]:
+    """`campaigns: {gzd5: "", gzd12: "-dr12"}`: every question must belong to one campaign."""
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in raw.items()
+    ):
+        raise fail('campaigns must map campaign names to question suffixes, e.g. {gzd12: "-dr12"}')
+    suffixes = [s for s in raw.values() if s]
+    has_default = any(not s for s in raw.values())
+    orphans = [
+        q.name
+        for q in questions
+        if not any(q.name.endswith(s) for s in suffixes) and not has_default
+    ]
+    if orphans:
+        raise fail(
+            f"question(s) {orphans[:3]} belong to no campaign: give them a campaign suffix or "
+            f'declare a campaign with the empty suffix ""'
+        )
+    return dict(raw)
 
 
 def _text(value, what: str, fail) -> str:

@@ -10,6 +10,7 @@ from scipy import stats
 
 from gz_experiments.acquisition import (
     MAX_EXACT_OUTCOMES,
+    acquisition_column_names,
     acquisition_columns,
     acquisition_scores,
     n_outcomes,
@@ -212,6 +213,9 @@ def test_acquisition_columns_names_types_and_values():
     np.testing.assert_allclose(columns["acquisition_bald"], bald.combined, rtol=1e-6)
     only_arms = acquisition_columns(conc, TREE, n_volunteers=4, questions=["arms"])
     assert list(only_arms) == ["arms_bald", "arms_predictive_entropy", "acquisition_bald"]
+    # the names alone (what a table's header needs) come in the same order
+    assert acquisition_column_names(TREE) == list(columns)
+    assert acquisition_column_names(TREE, ["arms"]) == list(only_arms)
 
 
 def test_no_galaxies_give_empty_scores():

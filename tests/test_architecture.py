@@ -27,6 +27,7 @@ TRACKING_MAY_IMPORT = (
     "gz_experiments.shards.manifest",
     "gz_experiments.prediction.tables",
     "gz_experiments.evaluation.plots",
+    "gz_experiments.acquisition.plots",
     "gz_experiments.training.plots",
     "gz_experiments.serving.limits",
     "gz_experiments.tracking",

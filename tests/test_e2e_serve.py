@@ -114,7 +114,8 @@ def test_predict_step_and_pyfunc_on_all_real_images(champion, tmp_path):
         {"file_loc": [str(data / f) for f in catalog["file_loc"]], "id_str": catalog["id_str"]}
     )
     served = mlflow.pyfunc.load_model(champion).predict(frame, params={"n_samples": 2})
-    assert served.shape == (470, 1 + 2 * SCHEMA.n_answers + SCHEMA.n_questions)
+    # id, fraction + spread per answer, p_asked per question, acquisition: 2 per question + 1
+    assert served.shape == (470, 1 + 2 * SCHEMA.n_answers + 3 * SCHEMA.n_questions + 1)
     assert served["id_str"].tolist() == catalog["id_str"].tolist()
     check_fractions(served)
 
@@ -242,3 +243,30 @@ def test_served_model_refuses_hostile_requests(champion, tracking, tmp_path):
         assert status == 400 and text in answer["message"], answer
         no_trace(answer)
     assert still_ok == 200
+
+
+@pytest.mark.e2e
+def test_models_serve_answers_base64_fits_and_refuses_broken_fits(tracking, tmp_path):
+    """FITS cutouts as base64 (plain, gzipped, tile-compressed) through a real server; a broken
+    FITS is a 400 naming its reason. The model's spec carries the FITS settings of its shards."""
+    import dataclasses
+
+    from gz_experiments.images.fits import PRESETS
+
+    from .fits_files import simulated_flux, write_broken, write_layout
+
+    spec = dataclasses.replace(tiny_spec(), fits=PRESETS["simulator"])
+    run_id = log_training_run(save_tiny_model(tmp_path / "m.keras", spec), spec, 1.0)
+    flux = simulated_flux(3)
+    files = [write_layout(tmp_path / f"g{i}", f, layout)
+             for i, (f, layout) in enumerate(zip(flux, ("cube", "gzipped", "tile_compressed"),
+                                                 strict=True))]  # fmt: skip
+    images = [[base64.b64encode(f.read_bytes()).decode(), f"g{i}"] for i, f in enumerate(files)]
+    broken = base64.b64encode(write_broken(tmp_path, "truncated").read_bytes()).decode()
+    with served(f"runs:/{run_id}/model", tracking) as (port, _):
+        answer = pd.DataFrame(invoke(port, frame_body(["image", "id_str"], images))["predictions"])
+        status, refused = post(port, frame_body(["image", "id_str"], [images[0], [broken, "b"]]))
+    assert answer["id_str"].tolist() == ["g0", "g1", "g2"]
+    check_fractions(answer)
+    assert status == 400 and "truncated file" in refused["message"], refused
+    no_trace(refused)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 from scipy import stats
 
@@ -247,3 +248,49 @@ def test_evaluate_model_logs_metrics_plots_and_tables(tmp_path, tracking):
     for name in ("confusion/shape.png", "fractions/arms.png", "coverage/shape.png", "metrics.md"):
         assert (folder / name).is_file(), name
     assert "| shape |" in (folder / "metrics.md").read_text()
+
+
+def test_joint_rmse_is_kaggles_metric_on_the_columns_a_split_has():
+    """On real Kaggle rows: scored exactly as ingest.rmse_kaggle scores a Kaggle table."""
+    from gz_experiments.ingest.fractions import cumulative_to_counts, kaggle_table, rmse_kaggle
+    from gz_experiments.schema import get_schema
+
+    from .conftest import shared_data
+
+    rows = pd.read_csv(shared_data("gz2_kaggle_424") / "catalog.csv").head(40)
+    schema = get_schema("kaggle-gz2")
+    columns = [c for c in rows.columns if c.startswith("Class")]
+    cumulative = np.zeros((len(rows), schema.n_answers))
+    positions = {c: i for i, c in enumerate(kaggle_table(cumulative, schema).columns[0:])}
+    for c in columns:
+        cumulative[:, positions[c]] = rows[c]
+    present = np.array([any(f"Class{qi + 1}." in c for c in columns)
+                        for qi in range(schema.n_questions)])  # fmt: skip
+    counts = cumulative_to_counts(cumulative, schema, 40, "fractional", present)
+    guess = np.random.default_rng(0).uniform(1, 50, (len(rows), schema.n_answers))
+    result = evaluate.evaluate_predictions(schema, counts, guess)
+    predicted = kaggle_table(evaluate.expected_fractions(guess, schema), schema)
+    expected = rmse_kaggle(rows[columns], predicted, columns)
+    assert result.overall["joint_rmse"] == pytest.approx(expected, rel=1e-6)
+    assert "joint_rmse" in result.questions[6].metrics  # how-rounded (Class7)
+    assert "joint_rmse" not in result.questions[2].metrics  # bar: Class3 is not in the subset
+    assert "test/how-rounded/joint_rmse" in result.metrics("test")
+    perfect = evaluate.evaluate_predictions(schema, counts, 1e6 * counts + 1e-3)
+    assert perfect.overall["joint_rmse"] < 1e-4
+
+
+def test_campaigns_are_reported_apart():
+    from gz_experiments.schema import get_schema
+
+    schema = get_schema("decals-all")
+    rng = np.random.default_rng(0)
+    counts = rng.integers(0, 10, (30, schema.n_answers)).astype(float)
+    dr12 = [i for q in schema.questions if q.name.endswith("-dr12")
+            for i in range(q.start, q.end + 1)]  # fmt: skip
+    dr5 = sorted(set(range(schema.n_answers)) - set(dr12))
+    counts[:10, dr12] = 0  # GZD-5 only
+    counts[10:18, dr5] = 0  # GZD-1/2 only
+    metrics = evaluate.evaluate_predictions(schema, counts, rng.uniform(1, 9, counts.shape)).overall
+    assert metrics["campaign/gzd5/n_galaxies"] == 22 and metrics["campaign/gzd12/n_galaxies"] == 20
+    assert 0 <= metrics["campaign/gzd12/mean_accuracy"] <= 1
+    assert "campaign/gzd5/mean_mae" in metrics

@@ -47,8 +47,8 @@ def png_bytes(seed: int = 0, size: int = 40) -> bytes:
     return buffer.getvalue()
 
 
-def check_table(df: pd.DataFrame, n_samples: int) -> None:
-    assert list(df.columns) == output_columns(SCHEMA, n_samples)
+def check_table(df: pd.DataFrame, n_samples: int, acquisition: bool = False) -> None:
+    assert list(df.columns) == output_columns(SCHEMA, n_samples, acquisition=acquisition)
     for q in SCHEMA.questions:
         sums = df[[f"{c}_fraction" for c in q.label_cols]].sum(axis=1)
         np.testing.assert_allclose(sums, 1.0, atol=1e-5)
@@ -115,8 +115,8 @@ def test_folder_of_real_images_skips_a_corrupt_one_and_reports_it(tiny, real_png
 def test_unsupported_files_in_a_folder_are_listed(tiny, tmp_path):
     (tmp_path / "a.png").write_bytes(png_bytes())
     (tmp_path / "notes.txt").write_text("x")
-    (tmp_path / "cube.fits").write_bytes(b"x")
-    with pytest.raises(UserError, match=r"2 file\(s\) are not .*cube.fits, notes.txt"):
+    (tmp_path / "cube.hdf5").write_bytes(b"x")
+    with pytest.raises(UserError, match=r"2 file\(s\) are not .*cube.hdf5, notes.txt"):
         predict(tiny[0], tiny[1], tmp_path)
 
 
@@ -161,8 +161,8 @@ def test_frame_with_base64_and_bytes_images_keeps_ids_and_rows(tiny):
                           "id_str": ["a", "b", "c"]})  # fmt: skip
     df = predict_frame(tiny[0], tiny[1], frame, Sampling(n_samples=2))
     assert df["id_str"].tolist() == ["a", "b", "c"]
-    assert list(df.columns) == output_columns(SCHEMA, n_samples=0)
-    check_table(df, n_samples=0)
+    assert list(df.columns) == output_columns(SCHEMA, n_samples=0, acquisition=True)
+    check_table(df, n_samples=0, acquisition=True)
 
 
 def test_frame_with_an_unreadable_image_names_the_row(tiny):

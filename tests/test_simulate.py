@@ -199,3 +199,36 @@ def test_a_process_that_loses_the_race_uses_the_winners_folder(tmp_path):
     assert (winner / CATALOG).is_file() and loser.is_dir()
     with pytest.raises(OSError):
         _publish(loser, winner, "another-key")
+
+
+def test_fits_format_writes_the_flux_of_the_same_galaxies(tmp_path):
+    from astropy.io import fits
+
+    from gz_experiments.images.fits import PRESETS, fits_to_uint8, read_fits
+    from gz_experiments.simulate.dataset import config_key
+    from gz_experiments.simulate.preview import preview_grid
+    from gz_experiments.simulate.render import FIELD_ARCSEC
+
+    png_config = tiny(tmp_path, "png")
+    fits_config = tiny(tmp_path, "fits", image_format="fits")
+    png, flux = simulate(png_config, progress=False), simulate(fits_config, progress=False)
+    assert config_key(png_config) != config_key(fits_config)  # separate caches
+    png_table, fits_table = pd.read_csv(png), pd.read_csv(flux)
+    assert fits_table["file_loc"].tolist() == [f"{IMAGES}/{i}.fits" for i in fits_table["id_str"]]
+    votes = [table.drop(columns="file_loc") for table in (png_table, fits_table)]
+    pd.testing.assert_frame_equal(*votes)
+    assert (png.parent / TRUTH).read_bytes() == (flux.parent / TRUTH).read_bytes()
+    first = flux.parent / fits_table["file_loc"][0]
+    with fits.open(first) as hdul:
+        header, data = hdul[0].header, hdul[0].data
+    assert data.shape == (3, 16, 16) and data.dtype.kind == "f"  # g, r, z flux (float32)
+    assert (header["BANDS"], header["BAND2"]) == ("grz", "z")
+    assert header["PIXSCALE"] == FIELD_ARCSEC / 16
+    assert "-P fits_preset=simulator" in [str(c) for c in header["COMMENT"]][-1]
+    settings = PRESETS["simulator"]
+    stretched = fits_to_uint8(read_fits(first, settings), settings)
+    from PIL import Image
+
+    with Image.open(png.parent / png_table["file_loc"][0]) as image:
+        np.testing.assert_array_equal(stretched, np.asarray(image))
+    assert preview_grid(flux).axes  # the preview reads FITS datasets too

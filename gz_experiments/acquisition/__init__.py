@@ -4,6 +4,10 @@
 votes and the model's parameters, from MC-dropout samples), by predictive entropy, or at random
 (the baseline); `acquisition_columns` gives the prediction table's documented acquisition columns.
 Pure NumPy / SciPy, like `evaluate.py`: no TensorFlow, no MLflow.
+
+Also here, imported by name (they need a model): `run` (the `acquire` step: rank an unlabelled
+input, keep the top k), `loop` (the closed loop with simulated volunteers behind
+benchmarks/bench_active_learning.py) and `plots` (the top-k grid, the learning curves).
 """
 
 from gz_experiments.acquisition.scores import (
@@ -12,6 +16,7 @@ from gz_experiments.acquisition.scores import (
     MAX_EXACT_OUTCOMES,
     MC_DRAWS,
     AcquisitionScores,
+    acquisition_column_names,
     acquisition_columns,
     acquisition_scores,
     n_outcomes,
@@ -24,6 +29,7 @@ __all__ = [
     "MAX_EXACT_OUTCOMES",
     "MC_DRAWS",
     "AcquisitionScores",
+    "acquisition_column_names",
     "acquisition_columns",
     "acquisition_scores",
     "n_outcomes",

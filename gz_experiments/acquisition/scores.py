@@ -181,6 +181,13 @@ def acquisition_columns(
     return {name: values.astype(np.float32) for name, values in columns.items()}
 
 
+def acquisition_column_names(schema: Schema, questions: Iterable[str] | None = None) -> list[str]:
+    """The names `acquisition_columns` returns, in its order, without computing anything."""
+    chosen = [q.name for q in _selected_questions(schema, questions)]
+    names = [f"{name}_bald" for name in chosen]
+    return names + [f"{name}_predictive_entropy" for name in chosen] + ["acquisition_bald"]
+
+
 # ---- per-question computation ---------------------------------------------------------------
 
 

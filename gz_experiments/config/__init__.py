@@ -6,6 +6,7 @@ visible and `cpu` otherwise. Field declarations (type, help, allowed range) driv
 the command-line flags and the generated MLproject alike (`base.setting`).
 """
 
+from gz_experiments.config.acquisition import AcquireConfig
 from gz_experiments.config.base import (
     PRESET_NAMES,
     ConfigError,
@@ -25,7 +26,8 @@ from gz_experiments.config.inference import (
 )
 from gz_experiments.config.ingest import IngestConfig
 from gz_experiments.config.pipeline import MainConfig
-from gz_experiments.config.training import TrainConfig, TuneConfig
+from gz_experiments.config.representation import EmbedConfig
+from gz_experiments.config.training import FinetuneConfig, TrainConfig, TuneConfig
 
 # Every step's config by step name: the CLI, the MLproject generator and `main` look them up here.
 STEP_CONFIGS: dict[str, type[StepConfig]] = {
@@ -35,9 +37,12 @@ STEP_CONFIGS: dict[str, type[StepConfig]] = {
         IngestConfig,
         ShardConfig,
         TrainConfig,
+        FinetuneConfig,
         EvaluateConfig,
         RegisterConfig,
         PredictConfig,
+        EmbedConfig,
+        AcquireConfig,
         TuneConfig,
         MainConfig,
     )
@@ -47,8 +52,11 @@ __all__ = [
     "MC_MODES",
     "PRESET_NAMES",
     "STEP_CONFIGS",
+    "AcquireConfig",
     "ConfigError",
+    "EmbedConfig",
     "EvaluateConfig",
+    "FinetuneConfig",
     "IngestConfig",
     "MainConfig",
     "PredictConfig",

@@ -26,7 +26,10 @@ from typing import Any, ClassVar, Self
 
 from gz_experiments.errors import UserError
 
-PRESET_NAMES = ("debug", "cpu", "paper")
+PRESET_NAMES = ("debug", "cpu", "real", "paper")
+# A step without settings of its own for a preset takes those of another: `real` (small sets of
+# real survey images on a CPU) differs from `cpu` only where real images need it.
+PRESET_FALLBACK = {"real": "cpu"}
 AUTO = "auto"
 
 
@@ -145,7 +148,7 @@ class Settings:
 class StepConfig(Settings):
     """Base of every step's config: a preset, then the user's values."""
 
-    preset: str = setting("paper", "debug, cpu or paper (auto: paper with a GPU, else cpu)")
+    preset: str = setting("paper", "debug, cpu, real or paper (auto: paper with a GPU, else cpu)")
     PRESETS: ClassVar[dict[str, dict[str, Any]]] = {}
 
     @classmethod
@@ -159,7 +162,7 @@ class StepConfig(Settings):
                 f"{cls.STEP or cls.__name__} has no field(s) {unknown}; known fields: "
                 f"{sorted(known - {'preset'})}"
             )
-        values = dict(cls.PRESETS.get(preset, {}))
+        values = dict(cls.PRESETS.get(preset, cls.PRESETS.get(PRESET_FALLBACK.get(preset), {})))
         values.update({k: v for k, v in overrides.items() if v is not None})
         values["preset"] = preset
         return cls(**values)

@@ -7,10 +7,15 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from gz_experiments.config.base import StepConfig, setting
+from gz_experiments.errors import UserError
+from gz_experiments.images.fits.stretch import PRESETS as FITS_PRESETS
+from gz_experiments.images.fits.stretch import FitsSettings
 
 MAX_IMAGE_SIDE = 2048  # stored images larger than this are a mistake, not a galaxy cutout
 ENCODINGS = ("raw", "png")
 IMAGE_FORMATS = ("png", "fits")
+# FitsSettings fields that fits_stretch may override (bands and scales have their own fields).
+FITS_STRETCH_KEYS = ("offset", "softening", "black", "white")
 
 
 @dataclass(frozen=True)
@@ -80,13 +85,38 @@ class ShardConfig(StepConfig):
         False, "accept non-integer vote counts (vote fractions x volunteers, e.g. Kaggle GZ2)"
     )
     max_image_pixels: int = setting(
-        16_777_216, "refuse images with more pixels than this (decompression bombs)", ge=1
+        16_777_216,
+        "refuse images with more pixels (FITS: pixels x bands) than this (decompression bombs)",
+        ge=1,
     )
     n_workers: int = setting(0, "decode processes; 0 = all cores", ge=0, le=256)
+    # How FITS flux becomes pixels (images.fits.FitsSettings); recorded in the manifest and the
+    # model spec when the catalogs hold FITS files, unused otherwise.
+    fits_preset: str = setting(
+        "decals",
+        "FITS flux -> pixels: decals (the GZ DECaLS colour images' asinh stretch) or simulator",
+        choices=tuple(FITS_PRESETS),
+    )
+    fits_bands: tuple[str, ...] = setting(
+        (), "FITS band of each channel R,G,B (e.g. z,r,g; one band = grey); empty = the preset's"
+    )
+    fits_scales: tuple[float, ...] = setting(
+        (), "flux multiplier per band of fits_bands (or one for all); empty = the preset's", gt=0
+    )
+    fits_stretch: dict[str, str] = setting(
+        help="asinh stretch overrides: offset=,softening=,black=,white= (empty = the preset's)",
+        default_factory=dict,
+    )
+    fits_max_bad_fraction: float = setting(
+        0.2, "refuse a FITS with more NaN/inf/blank pixels in a band (filled below)", ge=0, lt=1
+    )
 
     PRESETS: ClassVar[dict[str, dict[str, Any]]] = {
         "debug": {"img_size": 32, "shard_size": 32},
         "cpu": {"img_size": 64, "shard_size": 1024},
+        # Survey cutouts (424 px, the galaxy in the central half): 128 px keeps its detail
+        # for a central crop to 64 px (real TrainConfig preset).
+        "real": {"img_size": 128, "shard_size": 1024},
         "paper": {},
     }
 
@@ -96,3 +126,34 @@ class ShardConfig(StepConfig):
                 f"val_fraction + test_fraction = {self.val_fraction + self.test_fraction:g} "
                 f"must be below 1 (the rest is the training split)"
             )
+        yield from self._fits_problems()
+
+    def _fits_problems(self) -> Iterator[str]:
+        problems = []
+        unknown = sorted(set(self.fits_stretch) - set(FITS_STRETCH_KEYS))
+        if unknown:
+            known = ", ".join(FITS_STRETCH_KEYS)
+            problems.append(f"fits_stretch has unknown key(s) {unknown}; known: {known}")
+        for key, text in self.fits_stretch.items():
+            try:
+                float(text)
+            except (TypeError, ValueError):
+                problems.append(f"fits_stretch {key}={text!r} is not a number")
+        yield from problems
+        if problems or any(s <= 0 for s in self.fits_scales):
+            return  # a bad scale is already reported by the field's range
+        try:
+            self.fits_settings()
+        except UserError as exc:
+            yield f"fits_* fields: {exc}"
+
+    def fits_settings(self) -> FitsSettings:
+        """The FitsSettings of this config: the preset, then the fits_* fields given."""
+        changes: dict[str, Any] = {k: float(v) for k, v in self.fits_stretch.items()}
+        if self.fits_bands:
+            changes["bands"] = self.fits_bands
+        if self.fits_scales:
+            changes["scales"] = self.fits_scales
+        return FitsSettings.preset(
+            self.fits_preset, max_bad_fraction=self.fits_max_bad_fraction, **changes
+        )

@@ -1,4 +1,4 @@
-"""Configs of the training steps: train and tune."""
+"""Configs of the training steps: train, finetune and tune."""
 
 from __future__ import annotations
 
@@ -11,6 +11,17 @@ from gz_experiments.config.base import StepConfig, setting
 ARCHITECTURE_NAMES = ("efficientnetb0", "small_cnn")  # gz_experiments.models.ARCHITECTURES
 MAX_MODEL_SIDE = 1024
 PRUNERS = ("median", "percentile", "hyperband", "none")
+FINETUNE_MODES = ("frozen", "last_n_blocks", "all")
+# Speed switches, measured on a 2-core AMD EPYC (Zen 4, avx512_bf16, no AMX) without GPU
+# (benchmarks/bench_levers.py): XLA made the EfficientNetB0 train step and prediction ~9x
+# slower there (64 px), bfloat16 the train step 0.6x; so "auto" turns both on only with a GPU.
+MIXED_PRECISION_CHOICES = ("auto", "true", "false", "bfloat16")
+MIXED_PRECISION_HELP = (
+    "auto: mixed_float16 with a GPU, else float32; true: mixed_float16; bfloat16: "
+    "mixed_bfloat16 (CPUs with AMX); the head and the loss stay float32"
+)
+JIT_COMPILE_CHOICES = ("auto", "true", "false")
+JIT_COMPILE_HELP = "XLA-compile the train step; auto: on with one GPU, off on CPU"
 
 
 @dataclass(frozen=True)
@@ -30,9 +41,14 @@ class TrainConfig(StepConfig):
     epochs: int = setting(1000, "upper limit; early stopping usually ends sooner", ge=1, le=100_000)
     patience: int = setting(8, "epochs without a better validation loss before stopping", ge=1)
     learning_rate: float = setting(1e-3, "Adam learning rate", gt=0, le=1)
+    lr_decay_patience: int = setting(
+        0, "epochs without a better validation loss before the rate is lowered; 0 = never", ge=0
+    )
+    lr_decay_factor: float = setting(0.5, "what lowering multiplies the rate by", gt=0, lt=1)
     dropout: float = setting(0.2, "dropout before the head (MC dropout at prediction)", ge=0, lt=1)
     seed: int = setting(42, "weights, augmentation and shuffling", ge=0)
-    mixed_precision: bool = setting(False, "mixed_float16 compute (GPU); the head stays float32")
+    mixed_precision: str = setting("auto", MIXED_PRECISION_HELP, choices=MIXED_PRECISION_CHOICES)
+    jit_compile: str = setting("auto", JIT_COMPILE_HELP, choices=JIT_COMPILE_CHOICES)
     shuffle_buffer: int = setting(1024, "examples in the shuffle buffer", ge=1, le=10_000_000)
     steps_per_epoch: int = setting(0, "0 = one pass over the training split", ge=0)
     resume_run_id: str = setting("", "continue this unfinished run from its last checkpoint")
@@ -59,6 +75,61 @@ class TrainConfig(StepConfig):
             "epochs": 100,
             "patience": 10,
         },
+        # A few thousand real survey cutouts on a CPU (bench_real_gz2, bench_real_gz1): the
+        # central half of a 128-px shard (the galaxy; cutouts span several of its radii) at
+        # native scale, a lower rate and more patience for noisy validation losses.
+        "real": {
+            "architecture": "small_cnn",
+            "image_size": 64,
+            "crop_fraction": 0.5,
+            "batch_size": 32,
+            "epochs": 60,
+            "patience": 10,
+            "learning_rate": 5e-4,
+        },
+        "paper": {},
+    }
+
+
+@dataclass(frozen=True)
+class FinetuneConfig(StepConfig):
+    """Finetuning a trained model on a new tree: its encoder, a new head, new shards.
+
+    Architecture, crop, image size and greyscale come from the parent model (the shards must
+    hold images as it reads them); the other training fields mean what they mean for `train`.
+    """
+
+    STEP: ClassVar[str] = "finetune"
+    model_uri: str = setting("", "parent: runs:/<id>/model, models:/<name>@<alias> or /<version>")
+    shard_dir: str = setting("", "shard folder of the new task (same img_size as the parent)")
+    schema: str = setting("", "tree of the new head; empty = the shards' own tree")
+    mode: str = setting(
+        "all",
+        "frozen: train the head only; last_n_blocks: also the encoder's last n_blocks blocks; "
+        "all: everything, with layer_decay",
+        choices=FINETUNE_MODES,
+    )
+    n_blocks: int = setting(1, "encoder blocks trained in mode last_n_blocks", ge=1, le=64)
+    layer_decay: float = setting(
+        0.75, "learning rate x layer_decay^d for the encoder block d from the top", gt=0, le=1
+    )
+    batch_size: int = setting(128, "galaxies per step", ge=1, le=8192)
+    epochs: int = setting(100, "upper limit; early stopping usually ends sooner", ge=1, le=100_000)
+    patience: int = setting(10, "epochs without a better validation loss before stopping", ge=1)
+    learning_rate: float = setting(1e-3, "Adam learning rate of the head", gt=0, le=1)
+    dropout: float = setting(0.2, "dropout before the new head (MC dropout)", ge=0, lt=1)
+    seed: int = setting(42, "head weights, augmentation and shuffling", ge=0)
+    mixed_precision: str = setting("auto", MIXED_PRECISION_HELP, choices=MIXED_PRECISION_CHOICES)
+    shuffle_buffer: int = setting(1024, "examples in the shuffle buffer", ge=1, le=10_000_000)
+    steps_per_epoch: int = setting(0, "0 = one pass over the training split", ge=0)
+    resume_run_id: str = setting("", "continue this unfinished run from its last checkpoint")
+    verbose: int = setting(
+        -1, "-1 auto, 0 silent, 1 progress bar, 2 one line per epoch", ge=-1, le=2
+    )
+
+    PRESETS: ClassVar[dict[str, dict[str, Any]]] = {
+        "debug": {"batch_size": 16, "epochs": 2, "patience": 2},
+        "cpu": {"batch_size": 32},
         "paper": {},
     }
 

@@ -107,6 +107,7 @@ SUMMARY_COLUMNS = [
     "n_regression",
     "mae",
     "rmse",
+    "joint_rmse",
     "coverage_0.8",
     "coverage_expected_0.8",
     "truth_mae",

@@ -292,16 +292,67 @@ def evaluate_predictions(
         evaluate_question(q, counts, conc, true_fractions, pred_fractions, p_asked)
         for q in schema.questions
     ]
-    overall = {"n_galaxies": float(len(counts))}
-    for key in ("accuracy", "accuracy_confident", "f1", "mae"):
-        values = [q.metrics[key] for q in questions if np.isfinite(q.metrics[key])]
-        overall[f"mean_{key}"] = float(np.mean(values)) if values else float("nan")
+    overall = {"n_galaxies": float(len(counts)), **question_means(questions)}
+    by_question = {q.question.name: q.metrics for q in questions}
+    for key, value in joint_rmse(schema, counts, pred_fractions).items():
+        question, _, name = key.rpartition("/")
+        (by_question[question] if question else overall)[name] = value
+    overall.update(campaign_metrics(schema, counts, questions))
     if true_probabilities is not None:
         by_question = {q.question.name: q.metrics for q in questions}
         for key, value in truth_metrics(schema, counts, pred_fractions, true_probabilities).items():
             question, _, name = key.rpartition("/")
             (by_question[question] if question else overall)[name] = value
     return Evaluation(schema, questions, overall)
+
+
+MEAN_KEYS = ("accuracy", "accuracy_confident", "f1", "mae")
+
+
+def question_means(questions: list[QuestionEvaluation]) -> dict[str, float]:
+    """Means over questions of the headline measures (NaN-free questions only)."""
+    out = {}
+    for key in MEAN_KEYS:
+        values = [q.metrics[key] for q in questions if np.isfinite(q.metrics[key])]
+        out[f"mean_{key}"] = float(np.mean(values)) if values else float("nan")
+    return out
+
+
+def joint_rmse(schema: Schema, counts: np.ndarray, pred_fractions: np.ndarray) -> dict[str, float]:
+    """Kaggle's GZ2 metric: RMSE of the joint ("cumulative") vote fractions, every galaxy x answer,
+    over the questions that got votes in this split (a catalog without some questions' columns
+    is scored on those it has, as Kaggle's 17-column subset). Per question as well.
+
+    The volunteers' joint fractions come from their counts (exact for fractional counts, within
+    rounding for pseudo-counts); the model's from its expected fractions.
+    """
+    true = schema.joint_fractions(schema.fractions_within_questions(counts))
+    pred = schema.joint_fractions(pred_fractions)
+    error = (pred - true) ** 2
+    out, scored = {}, []
+    for q in schema.questions:
+        cols = slice(q.start, q.end + 1)
+        if len(counts) and counts[:, cols].sum() > 0:
+            out[f"{q.name}/joint_rmse"] = float(np.sqrt(error[:, cols].mean()))
+            scored.extend(range(q.start, q.end + 1))
+    if scored:
+        out["joint_rmse"] = float(np.sqrt(error[:, scored].mean()))
+    return out
+
+
+def campaign_metrics(schema: Schema, counts: np.ndarray, questions) -> dict[str, float]:
+    """For trees holding several campaigns (Schema.campaigns): each campaign's galaxies (with a
+    vote on any of its questions) and the question means over its questions."""
+    if len(schema.campaigns) < 2:
+        return {}
+    out = {}
+    for campaign in schema.campaigns:
+        own = [q for q in questions if schema.campaign_of(q.question.name) == campaign]
+        cols = [i for q in own for i in range(q.question.start, q.question.end + 1)]
+        out[f"campaign/{campaign}/n_galaxies"] = float((counts[:, cols].sum(axis=1) > 0).sum())
+        means = question_means(own)
+        out.update({f"campaign/{campaign}/{k}": v for k, v in means.items()})
+    return out
 
 
 def truth_metrics(

@@ -45,4 +45,24 @@ def run_evaluate(config: EvaluateConfig, model, spec: ModelSpec) -> EvaluateResu
     evaluation = evaluate_predictions(
         manifest.schema, predictions.counts, predictions.concentrations, truth
     )
+    evaluation.overall.update(joint_baseline(manifest, predictions.counts))
     return EvaluateResult(config, manifest, evaluation, truth_file)
+
+
+def joint_baseline(manifest: Manifest, counts) -> dict[str, float]:
+    """Kaggle's RMSE of always predicting the training split's mean vote fractions, and the
+    model's RMSE as a share of it (the bar an image-blind model sets)."""
+    import numpy as np
+
+    from gz_experiments.evaluation.protocol import joint_rmse
+
+    if "train" not in manifest.split_names:
+        return {}
+    schema = manifest.schema
+    train = schema.fractions_within_questions(manifest.votes("train"))
+    mean_joint = schema.joint_fractions(train).mean(axis=0)
+    # Per-question fractions whose joint fractions are that mean (a mean of tree-consistent
+    # joint vectors is itself tree-consistent, so this is exact).
+    mean = schema.fractions_within_questions(mean_joint)
+    baseline = joint_rmse(schema, counts, np.broadcast_to(mean, counts.shape))
+    return {"baseline_joint_rmse": baseline["joint_rmse"]} if "joint_rmse" in baseline else {}

@@ -45,9 +45,7 @@ def cumulative_to_fractions(cumulative: np.ndarray, schema: Schema) -> np.ndarra
 
 def fractions_to_cumulative(fractions: np.ndarray, schema: Schema) -> np.ndarray:
     """Per-question fractions (..., answers) -> Kaggle's cumulative values (fraction x p_asked)."""
-    fractions = np.asarray(fractions, dtype=np.float64)
-    asked = schema.p_asked(fractions)
-    return fractions * asked[..., _question_of_answer(schema)]
+    return schema.joint_fractions(fractions)
 
 
 def cumulative_to_counts(

@@ -1,8 +1,8 @@
 """What to predict on, as batches of decoded images: folders, catalogs, shards, lists, DataFrames.
 
-Images are decoded with `images.load_image` at the model's stored size and channels, exactly as
-at shard time, in a few threads, one batch ahead of the model; only two batches are ever in
-memory. A galaxy whose image cannot be read becomes a `(id_str, source, reason)` entry of its
+Images (PNG, JPEG, FITS) are decoded with `images.load_image` at the model's stored size and
+channels and, for FITS, with the FITS settings of its spec, exactly as at shard time, in a few
+threads, one batch ahead of the model; only two batches are ever in memory. A galaxy whose image cannot be read becomes a `(id_str, source, reason)` entry of its
 batch's `skipped` list instead of stopping the run.
 
 Reading files named by the input (`file_loc`) is governed by a `FileAccess`: batch prediction
@@ -26,9 +26,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from gz_experiments.catalog import FILE_COL, ID_COL, IMAGE_SUFFIXES, load_catalog
+from gz_experiments.catalog import FILE_COL, ID_COL, load_catalog
 from gz_experiments.errors import UserError
-from gz_experiments.images import ImageError, load_image
+from gz_experiments.images import FitsSettings, ImageError, image_id, image_suffix, load_image
+from gz_experiments.images.formats import ACCEPTED
 from gz_experiments.images.raster import DEFAULT_MAX_PIXELS
 from gz_experiments.model_spec import ModelSpec
 from gz_experiments.shards.manifest import MANIFEST_NAME, check_compatible, load_manifest
@@ -40,7 +41,7 @@ SHOWN = 10  # how many offending files an error message lists
 
 REFUSED_PATH = (
     "this server does not read image files: send the image itself in the 'image' column "
-    "(base64 PNG/JPEG)"
+    "(base64 PNG/JPEG/FITS)"
 )
 
 
@@ -72,7 +73,7 @@ class Batch:
 @dataclass(frozen=True)
 class Item:
     id_str: str
-    source: str | bytes | None  # a path, PNG/JPEG bytes, a base64 string, or None (nothing given)
+    source: str | bytes | None  # a path, image bytes, a base64 string, or None (nothing given)
     where: str  # shown in the skipped list: the path, or "row i"
     base64: bool = False  # `source` is a base64 string from an `image` column
 
@@ -84,8 +85,9 @@ class FileInputs:
         self.items, self.spec, self.total, self.access = items, spec, len(items), access
 
     def batches(self, batch_size: int) -> Iterator[Batch]:
+        spec = self.spec
         load = partial(
-            _load, size=self.spec.img_size, greyscale=self.spec.greyscale, access=self.access
+            _load, size=spec.img_size, greyscale=spec.greyscale, access=self.access, fits=spec.fits
         )
         with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:
             pending = None
@@ -131,6 +133,23 @@ class ShardInputs:
             yield Batch([i.decode() for i in ids.numpy()], images.numpy())
 
 
+def check_model_and_input(model_uri: str, source: str, purpose: str, local: bool = True) -> None:
+    """What every step that runs a model over images needs, checked before opening a run or
+    loading TensorFlow: a model, and an input that exists (`local=False`: a URI Spark reads)."""
+    if not model_uri:
+        raise UserError(
+            "no model given: pass model_uri=models:/<name>@<alias>, models:/<name>/<version>, "
+            "runs:/<run_id>/model or a local model folder"
+        )
+    if not source:
+        raise UserError(
+            f"no input given: pass input=<folder of images | catalog.csv/.parquet with "
+            f"file_loc | shard folder> holding the galaxies to {purpose}"
+        )
+    if local and not Path(source).exists():
+        raise UserError(f"{source}: no such file or folder to {purpose}")
+
+
 def resolve_inputs(
     source: Any, spec: ModelSpec, split: str = "", access: FileAccess | None = None
 ) -> FileInputs | ShardInputs:
@@ -164,12 +183,11 @@ def _path_inputs(path: Path, spec: ModelSpec, split: str, access) -> FileInputs 
     if suffix in CATALOG_SUFFIXES:
         catalog = load_catalog(path, spec.schema, labelled=False, check_files=False)
         return FileInputs(_frame_items(catalog), spec, access)
-    if suffix in IMAGE_SUFFIXES:
-        return FileInputs([Item(path.stem, str(path), str(path))], spec, access)
+    if image_suffix(path):
+        return FileInputs([Item(image_id(path.name), str(path), str(path))], spec, access)
     raise UserError(
         f"{path}: cannot predict on a {suffix or 'suffix-less'} file; give a folder of "
-        f"{'/'.join(IMAGE_SUFFIXES)} images, a .csv/.parquet catalog with {FILE_COL}, or a shard "
-        f"folder"
+        f"{ACCEPTED} images, a .csv/.parquet catalog with {FILE_COL}, or a shard folder"
     )
 
 
@@ -178,17 +196,18 @@ def _folder_items(folder: Path) -> list[Item]:
         p for p in folder.rglob("*")
         if p.is_file() and not any(part.startswith(".") for part in p.relative_to(folder).parts)
     )  # fmt: skip
-    unsupported = [p for p in files if p.suffix.lower() not in IMAGE_SUFFIXES]
+    unsupported = [p for p in files if not image_suffix(p)]
     if unsupported:
         listed = ", ".join(str(p.relative_to(folder)) for p in unsupported[:SHOWN])
         more = f" and {len(unsupported) - SHOWN} more" if len(unsupported) > SHOWN else ""
         catalogs = [p for p in unsupported if p.suffix.lower() in CATALOG_SUFFIXES]
         hint = f" (to predict on a catalog, pass input={catalogs[0]})" if catalogs else ""
         raise UserError(
-            f"{folder}: {len(unsupported)} file(s) are not {'/'.join(IMAGE_SUFFIXES)} images: "
+            f"{folder}: {len(unsupported)} file(s) are not {ACCEPTED} images: "
             f"{listed}{more}; move them out or convert them{hint}"
         )
-    items = [Item(p.relative_to(folder).with_suffix("").as_posix(), str(p), str(p)) for p in files]
+    # The id drops the whole suffix: "J0001.fits.fz" is "J0001", as its PNG would be.
+    items = [Item(image_id(p.relative_to(folder)), str(p), str(p)) for p in files]
     counts = Counter(item.id_str for item in items)
     clashes = [item.where for item in items if counts[item.id_str] > 1]
     if clashes:
@@ -205,15 +224,15 @@ def _list_items(sources: list | tuple) -> list[Item]:
         if isinstance(source, bytes | bytearray):
             items.append(Item(str(i), bytes(source), f"item {i}"))
         else:
-            items.append(Item(Path(source).stem, str(source), str(source)))
+            items.append(Item(image_id(Path(source).name), str(source), str(source)))
     return items
 
 
 def _frame_items(frame: pd.DataFrame) -> list[Item]:
     if FILE_COL not in frame.columns and IMAGE_COL not in frame.columns:
         raise UserError(
-            f"input table needs a '{FILE_COL}' (image paths) or '{IMAGE_COL}' (PNG/JPEG bytes or "
-            f"base64) column; found {list(frame.columns)[:12]}"
+            f"input table needs a '{FILE_COL}' (image paths) or '{IMAGE_COL}' (PNG/JPEG/FITS bytes "
+            f"or base64) column; found {list(frame.columns)[:12]}"
         )
     n = len(frame)
     ids = (
@@ -238,8 +257,10 @@ def _present(value: Any) -> bool:
     return not (isinstance(value, str) and not value.strip())
 
 
-def _load(item: Item, size: int, greyscale: bool, access: FileAccess) -> np.ndarray | str:
-    """The image, or the reason it cannot be used."""
+def _load(
+    item: Item, size: int, greyscale: bool, access: FileAccess, fits: FitsSettings | None = None
+) -> np.ndarray | str:
+    """The image, or the reason it cannot be used (FITS bytes are told by their content)."""
     if item.source is None:
         return f"neither {FILE_COL} nor {IMAGE_COL} is given"
     source = item.source
@@ -253,7 +274,7 @@ def _load(item: Item, size: int, greyscale: bool, access: FileAccess) -> np.ndar
         except (binascii.Error, ValueError):
             return f"the {IMAGE_COL} string is not valid base64"
     try:
-        return load_image(source, size, greyscale, access.max_pixels)
+        return load_image(source, size, greyscale, access.max_pixels, fits)
     except ImageError as exc:
         return exc.reason
     except Exception as exc:  # e.g. Pillow's DecompressionBombError: one file must not stop a run

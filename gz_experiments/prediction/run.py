@@ -21,9 +21,8 @@ from typing import Any
 import pandas as pd
 
 from gz_experiments.config import PredictConfig, Sampling
-from gz_experiments.errors import UserError
 from gz_experiments.model_spec import ModelSpec
-from gz_experiments.prediction.inputs import FileAccess, resolve_inputs
+from gz_experiments.prediction.inputs import FileAccess, check_model_and_input, resolve_inputs
 from gz_experiments.prediction.sampling import Sampler
 from gz_experiments.prediction.tables import SKIPPED_COLUMNS, output_columns, summarise
 from gz_experiments.prediction.writer import TableWriter, output_format_for
@@ -59,17 +58,19 @@ def iter_predictions(
     keep_concentrations: bool = True,
     progress: bool = False,
     access: FileAccess | None = None,
+    n_volunteers: int | None = None,
 ) -> Iterator[pd.DataFrame]:
     """One table chunk per batch; unreadable galaxies go to `report.skipped` as they are met.
+    `n_volunteers` adds the acquisition columns (prediction.tables) for that many volunteers.
 
     Bad input fails here, before any image is decoded or the model traced.
     """
     inputs = resolve_inputs(source, spec, split, access)
     sampler = Sampler(model, sampling)
-    return _chunks(inputs, sampler, spec, report, keep_concentrations, progress)
+    return _chunks(inputs, sampler, spec, report, keep_concentrations, progress, n_volunteers)
 
 
-def _chunks(inputs, sampler, spec, report, keep_concentrations, progress):
+def _chunks(inputs, sampler, spec, report, keep_concentrations, progress, n_volunteers=None):
     from tqdm import tqdm
 
     with tqdm(
@@ -82,22 +83,28 @@ def _chunks(inputs, sampler, spec, report, keep_concentrations, progress):
                 continue
             concentrations = sampler(batch.images, batch.ids)
             report.n_predicted += len(batch.ids)
-            yield summarise(batch.ids, concentrations, spec.schema, keep_concentrations)
+            yield summarise(
+                batch.ids, concentrations, spec.schema, keep_concentrations, n_volunteers
+            )
 
 
 def predict(
     model, spec: ModelSpec, source: Any, sampling: Sampling | None = None, *, split: str = "",
-    progress: bool = False,
+    progress: bool = False, n_volunteers: int | None = None,
 ) -> pd.DataFrame:  # fmt: skip
-    """The whole table in memory (columns: prediction.tables); the skipped galaxies are in
-    `df.attrs["skipped"]` (a list of {id_str, source, reason}; plain data, so the table still
-    writes to parquet) and counted on stderr."""
+    """The whole table in memory (columns: prediction.tables; acquisition columns for
+    `n_volunteers` if given); the skipped galaxies are in `df.attrs["skipped"]` (a list of
+    {id_str, source, reason}; plain data, so the table still writes to parquet) and counted on
+    stderr."""
     sampling = sampling or Sampling()
     report = PredictionReport(output=None)
     chunks = list(
-        iter_predictions(model, spec, source, report, sampling, split=split, progress=progress)
-    )
-    columns = output_columns(spec.schema, sampling.n_samples)
+        iter_predictions(
+            model, spec, source, report, sampling, split=split, progress=progress,
+            n_volunteers=n_volunteers,
+        )
+    )  # fmt: skip
+    columns = output_columns(spec.schema, sampling.n_samples, acquisition=n_volunteers is not None)
     df = pd.concat(chunks, ignore_index=True) if chunks else pd.DataFrame(columns=columns)
     warn_skipped(report)
     df.attrs["skipped"] = report.skipped_frame().to_dict("records")
@@ -107,17 +114,20 @@ def predict(
 def predict_to_file(
     model, spec: ModelSpec, source: Any, output: str | Path, sampling: Sampling, *,
     output_format: str = "", split: str = "", progress: bool = True,
-    access: FileAccess | None = None,
+    access: FileAccess | None = None, n_volunteers: int | None = None,
 ) -> PredictionReport:  # fmt: skip
-    """Stream the table to `output` (parquet, or csv by suffix or `output_format`)."""
+    """Stream the table to `output` (parquet, or csv by suffix or `output_format`), with the
+    acquisition columns for `n_volunteers` if given."""
     output = Path(output)
     fmt = output_format_for(output, output_format)
     report = PredictionReport(output=output)
     chunks = iter_predictions(
-        model, spec, source, report, sampling, split=split, progress=progress, access=access
-    )
+        model, spec, source, report, sampling, split=split, progress=progress, access=access,
+        n_volunteers=n_volunteers,
+    )  # fmt: skip
     output.parent.mkdir(parents=True, exist_ok=True)
-    with TableWriter(output, fmt, output_columns(spec.schema, sampling.n_samples)) as write:
+    columns = output_columns(spec.schema, sampling.n_samples, acquisition=n_volunteers is not None)
+    with TableWriter(output, fmt, columns) as write:
         for chunk in chunks:
             write(chunk)
     warn_skipped(report)
@@ -160,18 +170,13 @@ class PredictResult:
 
 def check_inputs(config: PredictConfig) -> None:
     """Fail on a missing model or input before opening a run or loading TensorFlow."""
-    if not config.model_uri:
-        raise UserError(
-            "no model given: pass model_uri=models:/<name>@<alias>, models:/<name>/<version>, "
-            "runs:/<run_id>/model or a local model folder"
-        )
-    if not config.input:
-        raise UserError(
-            "no input given: pass input=<folder of png/jpg images | catalog.csv/.parquet with "
-            "file_loc | shard folder>"
-        )
-    if not Path(config.input).exists():
-        raise UserError(f"{config.input}: no such file or folder to predict on")
+    spark = config.engine == "spark"  # inputs may be URIs Spark reads; the output is a folder
+    check_model_and_input(config.model_uri, config.input, "predict on", local=not spark)
+    if spark:
+        from gz_experiments.prediction.spark import check_spark_inputs
+
+        check_spark_inputs(config)
+        return
     output_format_for(config.output, config.output_format)
 
 
@@ -179,13 +184,19 @@ def run_predict(
     config: PredictConfig, model, spec: ModelSpec, work_dir: str | Path
 ) -> PredictResult:
     """Predict `config.input` to `config.output` (or `<work_dir>/predictions.<fmt>`) and list
-    the skipped galaxies in `<work_dir>/skipped.csv`."""
+    the skipped galaxies in `<work_dir>/skipped.csv`. engine=spark: `model` is a
+    tracking.spark.SparkModel and the output a parquet folder (prediction.spark)."""
+    if config.engine == "spark":
+        from gz_experiments.prediction.spark import run_predict_spark
+
+        return run_predict_spark(config, model, spec, work_dir)
     fmt = output_format_for(config.output, config.output_format)
     output = Path(config.output) if config.output else Path(work_dir) / f"predictions.{fmt}"
     start = time.perf_counter()
     report = predict_to_file(
         model, spec, config.input, output, config.sampling, output_format=fmt,
         split=config.split, access=FileAccess(max_pixels=config.max_image_pixels),
+        n_volunteers=config.n_volunteers if config.acquisition_columns else None,
     )  # fmt: skip
     seconds = time.perf_counter() - start
     skipped = Path(work_dir) / SKIPPED_FILE

@@ -15,6 +15,12 @@ concentrations from a model, set by `config.Sampling` (n_samples, mc_mode, batch
   encoder in inference mode, the head with dropout on. The model's generators restart from `seed`
   at the start of a call sequence (`Sampler.reset`), so a run is reproducible for the same input
   in the same batches.
+
+`Sampler(model, sampling, jit_compile=None)`: XLA-compile these functions; None = on when a GPU
+is visible. It changes speed, not head mode's samples (tests/test_jit.py; in full mode Keras'
+dropout draws other masks under XLA), so it is an argument, not a `Sampling` setting. On a
+2-core CPU XLA made EfficientNetB0 inference ~9x slower (benchmarks/bench_levers.py, variant
+xla), so CPUs run the plain graphs.
 """
 
 from __future__ import annotations
@@ -26,8 +32,8 @@ import numpy as np
 
 from gz_experiments.config import Sampling
 
-# model -> {(n_samples, mc_mode): compiled functions}. Tracing EfficientNet takes seconds, so a
-# served model must not retrace per request. Weak keys: a dropped model frees its entry.
+# model -> {(n_samples, mc_mode, jit): compiled functions}. Tracing EfficientNet takes seconds,
+# so a served model must not retrace per request. Weak keys: a dropped model frees its entry.
 _COMPILED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
@@ -51,14 +57,15 @@ def dropout_masks(ids: list[str], seed: int, n_samples: int, width: int, rate: f
 class Sampler:
     """Concentrations (B, n_samples, n_answers) of a batch of images, per `Sampling`."""
 
-    def __init__(self, model, sampling: Sampling):
+    def __init__(self, model, sampling: Sampling, jit_compile: bool | None = None):
         from gz_experiments.models import split_model
 
         self.model, self.sampling = model, sampling
         _, _, head = split_model(model)
         self.rate = float(head.get_layer("dropout").rate)
         self.width = int(head.input_shape[-1])
-        self.functions = compiled(model, sampling.n_samples, sampling.mc_mode)
+        jit = gpu_visible() if jit_compile is None else bool(jit_compile)
+        self.functions = compiled(model, sampling.n_samples, sampling.mc_mode, jit)
         self.reset()
 
     def reset(self) -> None:
@@ -70,19 +77,24 @@ class Sampler:
         n = self.sampling.n_samples
         if self.sampling.mc_mode == "full":
             return self.functions["full"](images).numpy()
-        features = self.functions["features"](images)
         masks = dropout_masks(ids, self.sampling.seed, n, self.width, self.rate)
-        return self.functions["head"](features, masks).numpy()
+        return self.functions["sample"](images, masks).numpy()
 
 
-def compiled(model, n_samples: int, mc_mode: str) -> dict:
+def gpu_visible() -> bool:
+    import tensorflow as tf
+
+    return bool(tf.config.list_physical_devices("GPU"))
+
+
+def compiled(model, n_samples: int, mc_mode: str, jit: bool = False) -> dict:
     cache = _COMPILED.setdefault(model, {})
-    if (n_samples, mc_mode) not in cache:
-        cache[n_samples, mc_mode] = _compile(model, n_samples, mc_mode)
-    return cache[n_samples, mc_mode]
+    if (n_samples, mc_mode, jit) not in cache:
+        cache[n_samples, mc_mode, jit] = _compile(model, n_samples, mc_mode, jit)
+    return cache[n_samples, mc_mode, jit]
 
 
-def _compile(model, n_samples: int, mc_mode: str) -> dict:
+def _compile(model, n_samples: int, mc_mode: str, jit: bool) -> dict:
     import tensorflow as tf
 
     from gz_experiments.models import split_model
@@ -93,16 +105,34 @@ def _compile(model, n_samples: int, mc_mode: str) -> dict:
     # A free batch dimension: one trace serves every batch, including the short last one.
     images_spec = tf.TensorSpec((None, *model.input_shape[1:]), tf.float32)
 
-    @tf.function(input_signature=[images_spec])
+    # On a CPU, two half-batches as independent branches: TensorFlow runs them side by side and
+    # keeps both cores busier than one pass, whose many small ops leave them idle in turns.
+    # Measured 1.19x / 1.16x / 1.07x at 64 / 128 / 224 px on 2 cores, same numbers (per-image
+    # ops only; benchmarks/bench_mc.py). A GPU (or XLA) wants the whole batch.
+    halves = not jit and not gpu_visible()
+
+    def encode(images):
+        return tf.cast(encoder(augment(images, training=False), training=False), tf.float32)
+
+    def encode_halves(images):
+        middle = tf.shape(images)[0] // 2
+        return tf.concat([encode(images[:middle]), encode(images[middle:])], axis=0)
+
+    @tf.function(input_signature=[images_spec], jit_compile=jit)
     def features(images):
-        out = encoder(augment(images, training=False), training=False)
-        return tf.cast(out, tf.float32)
+        if not halves:
+            return encode(images)
+        # oneDNN refuses an empty batch: a single image goes through whole.
+        return tf.cond(
+            tf.shape(images)[0] > 1, lambda: encode_halves(images), lambda: encode(images)
+        )
 
     @tf.function(
         input_signature=[
             tf.TensorSpec((None, width), tf.float32),
             tf.TensorSpec((None, n_samples, width), tf.float32),
-        ]
+        ],
+        jit_compile=jit,
     )
     def head_samples(feats, masks):
         # The head's Dense + concentrations on masked copies of the features: the dropout layer
@@ -111,7 +141,16 @@ def _compile(model, n_samples: int, mc_mode: str) -> dict:
         alphas = concentrations(logits(dropped))
         return tf.reshape(alphas, (-1, n_samples, alphas.shape[-1]))
 
-    @tf.function(input_signature=[images_spec])
+    @tf.function(
+        input_signature=[images_spec, tf.TensorSpec((None, n_samples, width), tf.float32)],
+        jit_compile=jit,
+    )
+    def sample(images, masks):
+        # One graph: calling features and then head cost ~5 ms more a batch (64 px, 2 cores;
+        # about 12 % of a one-pass prediction there).
+        return head_samples(features(images), masks)
+
+    @tf.function(input_signature=[images_spec], jit_compile=jit)
     def full(images):
         passes = [
             head(encoder(augment(images, training=True), training=False), training=True)
@@ -121,7 +160,7 @@ def _compile(model, n_samples: int, mc_mode: str) -> dict:
 
     if mc_mode == "full":
         return {"full": full}
-    return {"features": features, "head": head_samples}
+    return {"features": features, "head": head_samples, "sample": sample}
 
 
 def reseed(model, seed: int) -> None:

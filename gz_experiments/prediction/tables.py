@@ -11,6 +11,17 @@ One row per readable galaxy, in input order:
 - `{label}_fraction_std`: standard deviation (ddof 0) of that Dirichlet mean across passes;
 - `{question}_p_asked`: probability a volunteer is asked the question (Schema.p_asked on the
   expected fractions; 1 for the root). Multiply by a fraction for the joint probability.
+
+With acquisition columns (the predict step's `acquisition_columns`, default on; always in the
+served model's output), for the next N volunteers (`n_volunteers`, default 10) of each question,
+from the same MC samples (`gz_experiments.acquisition.acquisition_columns`):
+
+- `{question}_bald`: expected information gain of their votes about the model (nats): high only
+  where the MC samples disagree, so their votes would change the model;
+- `{question}_predictive_entropy`: entropy of their predicted vote counts (nats): high for any
+  uncertain galaxy, including one whose answer is genuinely ambiguous;
+- `acquisition_bald`: sum over questions of `{question}_p_asked * {question}_bald`. Send the
+  galaxies with the highest value to volunteers first (the `acquire` step ranks by it).
 """
 
 from __future__ import annotations
@@ -20,26 +31,32 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from gz_experiments.acquisition import acquisition_column_names, acquisition_columns
 from gz_experiments.schema import Schema
 
 SKIPPED_COLUMNS = ["id_str", "source", "reason"]
 
 
-def output_columns(schema: Schema, n_samples: int) -> list[str]:
-    """Column names of a prediction table, in order (n_samples=0: without concentrations)."""
+def output_columns(schema: Schema, n_samples: int, *, acquisition: bool = False) -> list[str]:
+    """Column names of a prediction table, in order (n_samples=0: without concentrations;
+    `acquisition`: with the acquisition columns at the end)."""
     labels = schema.label_cols
     columns = ["id_str"]
     columns += [f"{label}_concentration_{i}" for label in labels for i in range(n_samples)]
     columns += [f"{label}_fraction" for label in labels]
     columns += [f"{label}_fraction_std" for label in labels]
     columns += [f"{q.name}_p_asked" for q in schema.questions]
+    if acquisition:
+        columns += acquisition_column_names(schema)
     return columns
 
 
 def summarise(
-    ids: list[str], concentrations: np.ndarray, schema: Schema, keep: bool
-) -> pd.DataFrame:
-    """Table rows from concentrations (B, n_samples, n_answers); `keep` keeps the raw samples."""
+    ids: list[str], concentrations: np.ndarray, schema: Schema, keep: bool,
+    n_volunteers: int | None = None,
+) -> pd.DataFrame:  # fmt: skip
+    """Table rows from concentrations (B, n_samples, n_answers); `keep` keeps the raw samples;
+    `n_volunteers` adds the acquisition columns for that many next volunteers (None: none)."""
     fractions = schema.fractions_within_questions(concentrations)  # (B, n, A)
     expected = fractions.mean(axis=1)
     columns: dict[str, Any] = {"id_str": ids}
@@ -56,4 +73,6 @@ def summarise(
     p_asked = schema.p_asked(expected)
     for q in schema.questions:
         columns[f"{q.name}_p_asked"] = p_asked[:, q.index].astype(np.float32)
+    if n_volunteers is not None:
+        columns |= acquisition_columns(concentrations, schema, n_volunteers)
     return pd.DataFrame(columns)

@@ -15,7 +15,10 @@ predict step does. Every request is bounded:
 | GZ_SERVE_CONCURRENCY | 2 | requests decoded and predicted at once (others wait their turn) |
 
 Request parameters (n_samples, mc_mode, batch_size, seed) are validated by `config.Sampling`
-with the same ranges as the predict step (n_samples 1..100, batch_size 1..4096).
+with the same ranges as the predict step (n_samples 1..100, batch_size 1..4096). Two more are for
+batch jobs (a Spark UDF): `on_unreadable` ("raise": an unreadable image fails the request; "skip":
+its row comes back with NaN numbers and the reason in `skipped_reason`, "" for predicted rows)
+and `concentrations` (also return the per-pass `{label}_concentration_{i}`, as predict writes).
 """
 
 from __future__ import annotations
@@ -30,6 +33,10 @@ from gz_experiments.prediction.inputs import FileAccess
 ENV_PREFIX = "GZ_SERVE_"
 # Request parameters and their defaults: the model signature's ParamSchema and serving.model.
 REQUEST_DEFAULTS = {"n_samples": 5, "mc_mode": "head", "batch_size": 64, "seed": 0}
+# Batch-job parameters and their defaults (not sampling settings), and what "skip" adds.
+BATCH_DEFAULTS = {"on_unreadable": "raise", "concentrations": False}
+ON_UNREADABLE = ("raise", "skip")
+SKIPPED_REASON = "skipped_reason"
 
 
 # Set by MLflow's scoring server (`mlflow models serve`) once the model is loaded.

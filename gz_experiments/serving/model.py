@@ -3,13 +3,17 @@
 Input: a DataFrame with `image` (base64 or bytes of a PNG/JPEG) and/or `file_loc` (a path,
 read only inside folders the operator allowed, see `serving.limits`), and optional `id_str`.
 Output: one row per input row: `id_str`, `{label}_fraction`, `{label}_fraction_std`,
-`{question}_p_asked` (see prediction.tables). Bad requests are HTTP 400 with one line saying what
+`{question}_p_asked`, then the acquisition columns `{question}_bald`,
+`{question}_predictive_entropy` and `acquisition_bald` for the next 10 volunteers (see
+prediction.tables; models registered before these columns existed return them too: MLflow does
+not enforce a signature's outputs). Bad requests are HTTP 400 with one line saying what
 is wrong; nothing in a response carries a stack trace or says whether a server file exists.
 """
 
 from __future__ import annotations
 
 import base64
+import hashlib
 import logging
 import threading
 from typing import Any
@@ -22,18 +26,27 @@ from mlflow.protos.databricks_pb2 import INTERNAL_ERROR, INVALID_PARAMETER_VALUE
 from gz_experiments.config import ConfigError, Sampling
 from gz_experiments.errors import UserError
 from gz_experiments.prediction.inputs import FileAccess
-from gz_experiments.serving.limits import REQUEST_DEFAULTS, ServeLimits, in_scoring_server
+from gz_experiments.serving.limits import (
+    BATCH_DEFAULTS,
+    ON_UNREADABLE,
+    REQUEST_DEFAULTS,
+    SKIPPED_REASON,
+    ServeLimits,
+    in_scoring_server,
+)
 
 logger = logging.getLogger(__name__)
+# The last model loaded in this process, by its files' contents. A Spark job in local mode
+# loads the pyfunc again for every task, from a fresh copy per job: a hash (~50 ms for an
+# EfficientNetB0) instead of seconds of Keras deserialisation and retracing each time.
+_LOADED: dict[tuple, tuple] = {}
 
 
 class GalaxyZooModel(mlflow.pyfunc.PythonModel):
-    """pyfunc wrapper: DataFrame of images -> DataFrame of vote fractions, spreads and p_asked."""
+    """pyfunc wrapper: DataFrame of images -> vote fractions, spreads, p_asked, acquisition."""
 
     def load_context(self, context) -> None:
-        from gz_experiments.tracking.models import load_files
-
-        self.keras_model, self.spec = load_files(
+        self.keras_model, self.spec = _load_once(
             context.artifacts["keras_model"], context.artifacts["model_spec"]
         )
         self.limits = ServeLimits.from_env()
@@ -41,13 +54,17 @@ class GalaxyZooModel(mlflow.pyfunc.PythonModel):
 
     def predict(self, context, model_input: pd.DataFrame, params: dict[str, Any] | None = None):
         try:
+            params = dict(params or {})
+            batch = batch_options(params)
             sampling = request_sampling(params)
             serving = in_scoring_server()
             if serving:  # in-process callers (batch jobs, Spark) stream any number of rows
                 check_request(model_input, self.limits)
             access = self.limits.file_access(serving=serving)
             with self.turns:
-                return predict_frame(self.keras_model, self.spec, model_input, sampling, access)
+                return predict_frame(
+                    self.keras_model, self.spec, model_input, sampling, access, **batch
+                )
         except UserError as exc:
             # A client error code: the scoring server answers 400 with this one line.
             raise MlflowException(str(exc), error_code=INVALID_PARAMETER_VALUE) from None
@@ -60,12 +77,28 @@ class GalaxyZooModel(mlflow.pyfunc.PythonModel):
             ) from None
 
 
+def _load_once(keras_path: str, spec_path: str) -> tuple:
+    from gz_experiments.tracking.models import load_files
+
+    key = tuple(_digest(path) for path in (keras_path, spec_path))
+    if key not in _LOADED:
+        _LOADED.clear()
+        _LOADED[key] = load_files(keras_path, spec_path)
+    return _LOADED[key]
+
+
+def _digest(path: str) -> str:
+    with open(path, "rb") as handle:
+        return hashlib.file_digest(handle, "sha256").hexdigest()
+
+
 def request_sampling(params: dict[str, Any] | None) -> Sampling:
     """The request's sampling parameters, validated (unknown names and bad values are 400s)."""
     params = dict(params or {})
     unknown = sorted(set(params) - set(REQUEST_DEFAULTS))
     if unknown:
-        raise UserError(f"unknown parameter(s) {unknown}; accepted: {list(REQUEST_DEFAULTS)}")
+        accepted = [*REQUEST_DEFAULTS, *BATCH_DEFAULTS]
+        raise UserError(f"unknown parameter(s) {unknown}; accepted: {accepted}")
     values = {**REQUEST_DEFAULTS, **{k: v for k, v in params.items() if v is not None}}
     try:
         return Sampling(**{k: _plain(v) for k, v in values.items()})
@@ -76,6 +109,20 @@ def request_sampling(params: dict[str, Any] | None) -> Sampling:
 def _plain(value: Any) -> Any:
     """NumPy scalars from MLflow's param parsing -> Python values (Sampling checks types)."""
     return value.item() if hasattr(value, "item") else value
+
+
+def batch_options(params: dict[str, Any]) -> dict[str, Any]:
+    """Take `on_unreadable` and `concentrations` out of the request's params, validated.
+    (Models logged before they existed have no such params: MLflow drops them, defaults apply.)"""
+    values = {k: _plain(params.pop(k, None)) for k in BATCH_DEFAULTS}
+    values = {k: BATCH_DEFAULTS[k] if v is None else v for k, v in values.items()}
+    if values["on_unreadable"] not in ON_UNREADABLE:
+        raise UserError(
+            f"on_unreadable={values['on_unreadable']!r} is not one of {', '.join(ON_UNREADABLE)}"
+        )
+    if not isinstance(values["concentrations"], bool):
+        raise UserError(f"concentrations={values['concentrations']!r} must be true or false")
+    return values
 
 
 def check_request(frame: pd.DataFrame, limits: ServeLimits) -> None:
@@ -114,22 +161,49 @@ def _encoded_bytes(value: Any) -> int:
 
 
 def predict_frame(
-    model, spec, frame: pd.DataFrame, sampling: Sampling, access: FileAccess | None = None
-) -> pd.DataFrame:
-    """One output row per input row (fractions, spreads, p_asked); any unreadable image is a
-    UserError naming its row, so rows never silently go missing."""
+    model, spec, frame: pd.DataFrame, sampling: Sampling, access: FileAccess | None = None, *,
+    on_unreadable: str = "raise", concentrations: bool = False,
+) -> pd.DataFrame:  # fmt: skip
+    """One output row per input row (fractions, spreads, p_asked, acquisition columns; with
+    `concentrations` the per-pass concentrations too), so rows never silently go missing: an
+    unreadable image is a UserError naming its row, or with on_unreadable="skip" a row of NaN
+    whose `skipped_reason` says why ("" for predicted rows)."""
+    from gz_experiments.acquisition import DEFAULT_N_VOLUNTEERS
     from gz_experiments.prediction.run import PredictionReport, iter_predictions
+    from gz_experiments.prediction.tables import output_columns
 
     report = PredictionReport(output=None)
     chunks = list(
         iter_predictions(
-            model, spec, frame, report, sampling, keep_concentrations=False, access=access
+            model, spec, frame, report, sampling, keep_concentrations=concentrations,
+            access=access, n_volunteers=DEFAULT_N_VOLUNTEERS,
         )
-    )
+    )  # fmt: skip
+    if on_unreadable == "skip":
+        n_samples = sampling.n_samples if concentrations else 0
+        columns = output_columns(spec.schema, n_samples, acquisition=True)
+        return _in_input_order(chunks, columns, report, frame)
     if report.skipped:
         details = "; ".join(f"{where}: {reason}" for _, where, reason in report.skipped[:5])
         raise UserError(f"{len(report.skipped)} image(s) could not be read ({details})")
     return pd.concat(chunks, ignore_index=True)
+
+
+def _in_input_order(chunks: list[pd.DataFrame], columns, report, frame) -> pd.DataFrame:
+    """The predicted rows and a NaN row per skipped one, placed by id_str (so ids must be
+    unique: a Spark job's are), each with its `skipped_reason`."""
+    n = len(frame)
+    ids = frame["id_str"].astype(str).tolist() if "id_str" in frame else list(map(str, range(n)))
+    if len(set(ids)) < n:
+        raise UserError("on_unreadable=skip places rows by id_str: give every row its own id_str")
+    if not chunks:  # nothing readable: the typed columns, no rows
+        chunks = [pd.DataFrame({c: pd.Series(dtype=object if c == "id_str" else "float32")
+                                for c in columns})]  # fmt: skip
+    predicted = pd.concat(chunks, ignore_index=True).set_index("id_str")
+    out = predicted.reindex(pd.Index(ids, name="id_str")).reset_index()
+    reasons = {id_str: reason for id_str, _, reason in report.skipped}
+    out[SKIPPED_REASON] = [reasons.get(id_str, "") for id_str in ids]
+    return out
 
 
 def encode_image_file(path) -> str:

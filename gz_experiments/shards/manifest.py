@@ -4,7 +4,9 @@
 Reading code finds shards through the manifest, never by listing the folder. The manifest records
 the schema (full tree), label columns, image size, channels and encoding, per-split and per-file
 galaxy counts, each file's sha256, the split seed, the source catalogs' hashes, the counts that
-reconcile (written + rejected = selected catalog rows) and the MLflow run that wrote it.
+reconcile (written + rejected = selected catalog rows) and the MLflow run that wrote it. When
+the catalogs named FITS files it also records the FitsSettings that stretched their flux (`fits`),
+which training copies into the model's spec.
 
 No TensorFlow here: prediction and evaluation read manifests without building a pipeline.
 """
@@ -18,7 +20,11 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import pandas as pd
+
 from gz_experiments.errors import UserError
+from gz_experiments.images.fits.stretch import FitsSettings
 from gz_experiments.model_spec import ModelSpec
 from gz_experiments.schema import Schema
 
@@ -85,6 +91,12 @@ class Manifest:
         return bool(self.data.get("complete"))
 
     @property
+    def fits(self) -> FitsSettings | None:
+        """How FITS flux became these pixels; None when the catalogs named no FITS file."""
+        data = self.data.get("fits")
+        return FitsSettings.from_dict(data) if data else None
+
+    @property
     def split_names(self) -> list[str]:
         return [s for s in SPLITS if s in self.data["splits"]]
 
@@ -106,6 +118,11 @@ class Manifest:
 
     def catalog_path(self, split: str) -> Path:
         return self.shard_dir / self._split(split)["catalog"]
+
+    def votes(self, split: str) -> np.ndarray:
+        """Vote counts of a split's galaxies (galaxies, answers), in shard order."""
+        table = pd.read_parquet(self.catalog_path(split), columns=self.label_cols)
+        return table.to_numpy(dtype=np.float64)
 
     @property
     def rejected_path(self) -> Path:
@@ -187,13 +204,16 @@ def load_manifest(shard_dir: str | Path) -> Manifest:
 
 def check_compatible(manifest: Manifest, spec: ModelSpec, *, labels: bool = True) -> None:
     """The one check that a model can read these shards: the same stored image size, channels
-    it can use (colour shards feed a greyscale model through the band mean, as at shard time)
-    and, when votes are compared (`labels`), the same answers in the same order."""
+    it can use (colour shards feed a greyscale model through the band mean, as at shard time),
+    the same FITS stretch when both have one and, when votes are compared (`labels`), the same
+    answers in the same order."""
     problems = []
     if manifest.img_size != spec.img_size:
         problems.append(f"images are {manifest.img_size} px, the model takes {spec.img_size} px")
     if manifest.channels == 1 and spec.channels == 3:
         problems.append("images are greyscale, the model takes colour")
+    if manifest.fits and spec.fits and not manifest.fits.same_pixels(spec.fits):
+        problems.append("their FITS flux was stretched with other FITS settings than the model's")
     if labels and manifest.label_cols != spec.label_cols:
         problems.append(
             f"their tree {manifest.schema.name!r} ({len(manifest.label_cols)} answers) is not the "

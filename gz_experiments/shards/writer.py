@@ -6,6 +6,9 @@
 Seeded split (70/10/20 by default) of the shuffled labelled catalog, plus an optional unlabelled
 catalog as the "predict" split (kept in its own order). Images are decoded and resized by worker
 processes (images.decode_image, no TensorFlow there); this process writes the files in order.
+PNG/JPEG and FITS (.fits, .fits.gz, .fits.fz) may be mixed; when a catalog names FITS files the
+manifest records the FitsSettings that stretched them (`fits`) and counts the galaxies whose
+NaN/inf/blank pixels were filled (`counts.fits_filled_images`, per file `filled_pixels`).
 
 Idempotent and resumable: the manifest is saved after every finished file, so a re-run with the
 same inputs skips files whose sha256 still matches and a finished folder is left untouched.
@@ -29,7 +32,7 @@ import pandas as pd
 from gz_experiments.catalog import FILE_COL, ID_COL, file_sha256, load_catalog, split_catalog
 from gz_experiments.config import ShardConfig
 from gz_experiments.errors import UserError
-from gz_experiments.images import decode_image, encode_png
+from gz_experiments.images import FitsSettings, decode_image_counted, encode_png, is_fits
 from gz_experiments.processes import die_with_parent
 from gz_experiments.progress import show_progress
 from gz_experiments.schema import Schema, get_schema
@@ -119,6 +122,7 @@ def write_shards(
         else:
             _check_missing_early(plan, config)
             written = _write_jobs(shard_dir, data, pending, config, _show_progress(progress))
+            _count_filled(data)
             manifest = write_outputs(shard_dir, data, plan.splits)
         if run_id and (written or not manifest.shard_run_id):
             manifest = save_manifest(shard_dir, {**manifest.data, "shard_run_id": run_id})
@@ -182,6 +186,9 @@ def plan_shards(config: ShardConfig) -> Plan:
         plan.splits["predict"] = _cap(unlabelled, config.max_unlabelled, None)
     for split, df in plan.splits.items():
         plan.jobs.extend(_file_jobs(split, df, config.shard_size))
+    if any(is_fits(p) for df in plan.splits.values() for p in df[FILE_COL]):
+        # Only then: FITS settings change no PNG, so PNG-only shards keep their inputs.
+        inputs["fits"] = config.fits_settings().to_dict()
     return plan
 
 
@@ -229,7 +236,7 @@ def _skeleton(plan: Plan, config: ShardConfig, existing: Manifest | None) -> dic
         ]
         splits[split] = {"n_rows": len(df), "catalog": mf.catalog_name(split), "files": files}
     schema = plan.schema
-    return {
+    data = {
         "format_version": mf.FORMAT_VERSION,
         "complete": False,
         "shard_run_id": existing.data.get("shard_run_id") if existing is not None else None,
@@ -245,6 +252,9 @@ def _skeleton(plan: Plan, config: ShardConfig, existing: Manifest | None) -> dic
         "splits": splits,
         "counts": {"source_rows": plan.source_rows, "catalog_rows": plan.n_rows},
     }
+    if "fits" in plan.inputs:
+        data["fits"] = plan.inputs["fits"]
+    return data
 
 
 def _check_missing_early(plan: Plan, config: ShardConfig) -> None:
@@ -263,21 +273,25 @@ def _check_missing_early(plan: Plan, config: ShardConfig) -> None:
 # ---- writing ------------------------------------------------------------------------------
 
 
-def decode_chunk(task: tuple[list[str], int, bool, str, int]) -> list[tuple[bytes | None, str]]:
-    """Worker: (paths, size, greyscale, encoding, max pixels) -> [(encoded or None, reason)]."""
-    paths, img_size, greyscale, encoding, max_pixels = task
+Decoded = tuple[bytes | None, str, int]  # (encoded or None, reason if None, pixels filled)
+
+
+def decode_chunk(task: tuple[list[str], int, bool, str, int, FitsSettings]) -> list[Decoded]:
+    """Worker: (paths, size, greyscale, encoding, max pixels, FITS settings) -> Decoded each."""
+    paths, img_size, greyscale, encoding, max_pixels, fits = task
     out = []
     for path in paths:
         try:
-            pixels = decode_image(path, img_size, greyscale, max_pixels)
+            pixels, filled = decode_image_counted(path, img_size, greyscale, max_pixels, fits)
         except Exception as exc:  # any decode failure is a bad image to report, not a crash
-            out.append((None, getattr(exc, "reason", None) or f"{type(exc).__name__}: {exc}"))
+            out.append((None, getattr(exc, "reason", None) or f"{type(exc).__name__}: {exc}", 0))
             continue
-        out.append((encode_png(pixels) if encoding == "png" else pixels.tobytes(), ""))
+        out.append((encode_png(pixels) if encoding == "png" else pixels.tobytes(), "", filled))
     return out
 
 
 def _tasks(jobs: list[FileJob], config: ShardConfig) -> Iterator[tuple]:
+    fits = config.fits_settings()  # used by FITS files only; the plan recorded it if any
     for job in jobs:
         paths = job.rows[FILE_COL].tolist()
         for start in range(0, len(paths), CHUNK):
@@ -288,10 +302,11 @@ def _tasks(jobs: list[FileJob], config: ShardConfig) -> Iterator[tuple]:
                 config.greyscale,
                 config.encoding,
                 config.max_image_pixels,
+                fits,
             )
 
 
-def _results(jobs: list[FileJob], config: ShardConfig) -> Iterator[list[tuple[bytes | None, str]]]:
+def _results(jobs: list[FileJob], config: ShardConfig) -> Iterator[list[Decoded]]:
     """Decoded chunks in order; parallel over all cores unless the job is tiny."""
     workers = config.n_workers or len(os.sched_getaffinity(0))
     n_rows = sum(len(j.rows) for j in jobs)
@@ -318,28 +333,35 @@ def _write_jobs(shard_dir: Path, data: dict, jobs: list[FileJob], config, progre
     ) as bar:
         for job in jobs:
             with TFRecordFile(shard_dir / job.name) as out:
-                rejected = _write_file(out, job, results, data["label_cols"], bar)
-            _record_file(shard_dir, data, job, out, rejected)
+                rejected, filled = _write_file(out, job, results, data["label_cols"], bar)
+            _record_file(shard_dir, data, job, out, rejected, filled)
     return len(jobs)
 
 
-def _write_file(out: TFRecordFile, job: FileJob, results: Iterator, label_cols, bar) -> list[dict]:
-    """Consume this file's decoded chunks; return its rejected galaxies with their reasons."""
+def _write_file(
+    out: TFRecordFile, job: FileJob, results: Iterator, label_cols, bar
+) -> tuple[list[dict], dict[str, int]]:
+    """Consume this file's decoded chunks: (rejected galaxies with their reasons, {id: pixels
+    filled} of the written galaxies with NaN/inf/blank pixels)."""
     ids = job.rows[ID_COL].tolist()
     labelled = job.split != "predict"
     counts = job.rows[label_cols].to_numpy(np.float32) if labelled else [None] * len(ids)
-    rejected = []
+    rejected, filled = [], {}
     for start in range(0, len(ids), CHUNK):
-        for i, (encoded, reason) in enumerate(next(results), start):
+        for i, (encoded, reason, n_filled) in enumerate(next(results), start):
             if encoded is None:
                 rejected.append({"id_str": ids[i], "reason": reason})
             else:
                 out.write(encoded, ids[i], counts[i])
+                if n_filled:
+                    filled[ids[i]] = n_filled
         bar.update(min(CHUNK, len(ids) - start))
-    return rejected
+    return rejected, filled
 
 
-def _record_file(shard_dir: Path, data: dict, job: FileJob, out, rejected: list[dict]) -> None:
+def _record_file(
+    shard_dir: Path, data: dict, job: FileJob, out, rejected: list[dict], filled: dict[str, int]
+) -> None:
     files = data["splits"][job.split]["files"]
     index = next(i for i, f in enumerate(files) if f["name"] == job.name)
     files[index] = {
@@ -349,7 +371,18 @@ def _record_file(shard_dir: Path, data: dict, job: FileJob, out, rejected: list[
         "sha256": out.sha256,
         "rejected": rejected,
     }
+    if "fits" in data:
+        files[index]["filled_pixels"] = filled
     save_manifest(shard_dir, data)  # progress survives a crash: resume skips this file
+
+
+def _count_filled(data: dict) -> None:
+    """Galaxies written with filled NaN/inf/blank pixels, over every file (resumed ones too)."""
+    if "fits" not in data:
+        return
+    files = [f for split in data["splits"].values() for f in split["files"]]
+    data["counts"]["fits_filled_images"] = sum(len(f["filled_pixels"]) for f in files)
+    data["counts"]["fits_filled_pixels"] = sum(sum(f["filled_pixels"].values()) for f in files)
 
 
 def _within_limit(manifest: Manifest, max_fraction: float) -> bool:

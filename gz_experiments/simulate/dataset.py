@@ -2,9 +2,12 @@
 
 Layout of an output folder (exactly what a user would bring, plus the truth)::
 
-    catalog.csv      id_str, file_loc (images/<id_str>.png, relative to the folder),
+    catalog.csv      id_str, file_loc (images/<id_str>.png or .fits, relative to the folder),
                      {question}_{answer} vote counts and {question}_total-votes (gzd5 tree)
-    images/          <id_str>.png: img_size x img_size RGB (g, r, z as B, G, R)
+    images/          <id_str>.png: img_size x img_size RGB (g, r, z as B, G, R); or, with
+                     image_format=fits, <id_str>.fits: the float32 g, r, z flux cube those PNGs
+                     are stretched from (header: BANDS='grz', PIXSCALE; shard it with
+                     fits_preset=simulator to get the PNGs' pixels)
     truth.parquet    id_str, true_class, n_volunteers, every latent of `latents.py`
                      (morphology / artifact / interaction as names), {label_col}_true (the true
                      probability of each answer; sums to 1 within each question) and
@@ -12,7 +15,8 @@ Layout of an output folder (exactly what a user would bring, plus the truth)::
     simulation.json  the config that made it, its cache key and the simulator version
 
 Every random draw comes from a stream of the master seed keyed by galaxy or chunk, never by
-worker, so the output is identical for any number of worker processes.
+worker, so the output is identical for any number of worker processes, and the same galaxies
+(latents, votes, truth, flux) in either image format.
 """
 
 from __future__ import annotations
@@ -59,6 +63,8 @@ def config_key(config: SimulateConfig) -> str:
     """Hash of everything that changes the output (not out_dir, n_workers or the preset name)."""
     fields = {name: getattr(config, name) for name in OUTPUT_FIELDS}
     fields["simulator_version"] = SIMULATOR_VERSION
+    if config.image_format != "png":  # only then: PNG datasets keep the keys (caches) they had
+        fields["image_format"] = config.image_format
     return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:12]
 
 
@@ -156,7 +162,7 @@ def _write(config: SimulateConfig, work: Path, progress: bool) -> None:
     ids = galaxy_ids(config.n_galaxies)
     (work / IMAGES).mkdir(parents=True)
     render_all(votes.latents, config, work / IMAGES, ids, progress)
-    catalog_table(votes, ids).to_csv(work / CATALOG, index=False)
+    catalog_table(votes, ids, image_suffix(config)).to_csv(work / CATALOG, index=False)
     truth_table(votes, ids).to_parquet(work / TRUTH, index=False)
     meta = {"key": config_key(config), "simulator_version": SIMULATOR_VERSION}
     # Not out_dir / n_workers: a folder is byte-identical however and wherever it was made.
@@ -171,8 +177,12 @@ def galaxy_ids(n: int) -> list[str]:
     return [f"sim-{i:0{width}d}" for i in range(n)]
 
 
-def catalog_table(votes: Votes, ids: list[str]) -> pd.DataFrame:
-    columns = {"id_str": ids, "file_loc": [f"{IMAGES}/{i}.png" for i in ids]}
+def image_suffix(config: SimulateConfig) -> str:
+    return f".{config.image_format}"  # .png or .fits
+
+
+def catalog_table(votes: Votes, ids: list[str], suffix: str = ".png") -> pd.DataFrame:
+    columns = {"id_str": ids, "file_loc": [f"{IMAGES}/{i}{suffix}" for i in ids]}
     for question in votes.schema.questions:
         block = votes.counts[:, question.start : question.end + 1]
         for answer, counts in zip(question.answers, block.T, strict=True):
@@ -209,13 +219,15 @@ def n_processes(config: SimulateConfig) -> int:
 def render_all(latents, config: SimulateConfig, image_dir: Path, ids, progress: bool) -> None:
     """Render and write every image, in worker processes when it pays."""
     n = config.n_galaxies
+    suffix = image_suffix(config)
     tasks = [
         (
             config.seed,
             config.img_size,
             start,
             take(latents, slice(start, start + RENDER_BATCH)),
-            [str(image_dir / f"{i}.png") for i in ids[start : start + RENDER_BATCH]],
+            [str(image_dir / f"{i}{suffix}") for i in ids[start : start + RENDER_BATCH]],
+            config.image_format,
         )
         for start in range(0, n, RENDER_BATCH)
     ]

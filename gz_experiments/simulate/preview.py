@@ -9,6 +9,8 @@ import pandas as pd
 from matplotlib.figure import Figure
 from PIL import Image
 
+from gz_experiments.images import is_fits
+from gz_experiments.images.fits.stretch import PRESETS, fits_to_uint8
 from gz_experiments.schema import get_schema
 from gz_experiments.simulate.dataset import CATALOG, TRUTH, folder_of
 from gz_experiments.simulate.latents import CLASSES
@@ -30,7 +32,7 @@ def preview_grid(dataset: str | Path, per_class: int = 4) -> Figure:
     for row, name in zip(axes, classes, strict=True):
         examples = table[table["true_class"] == name].head(per_class)
         for ax, (_, galaxy) in zip(row, examples.iterrows(), strict=False):
-            ax.imshow(np.asarray(Image.open(folder / galaxy["file_loc"]).convert("RGB")))
+            ax.imshow(_rgb(folder / galaxy["file_loc"]))
             ax.set_title(_fractions(galaxy, first), fontsize=7)
         for ax in row:
             ax.set_xticks([])
@@ -41,6 +43,16 @@ def preview_grid(dataset: str | Path, per_class: int = 4) -> Figure:
         fontsize=9,
     )
     return figure
+
+
+def _rgb(path: Path) -> np.ndarray:
+    """The colour image of a simulated galaxy: its PNG, or its FITS flux stretched as the PNG."""
+    if not is_fits(path):
+        return np.asarray(Image.open(path).convert("RGB"))
+    from gz_experiments.images.fits.read import read_fits  # astropy only for FITS datasets
+
+    settings = PRESETS["simulator"]
+    return fits_to_uint8(read_fits(path, settings), settings)
 
 
 def _fractions(galaxy: pd.Series, question) -> str:

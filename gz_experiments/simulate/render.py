@@ -19,6 +19,10 @@ from gz_experiments.simulate import artifacts, profiles
 from gz_experiments.simulate.latents import EDGE_ON_THICKNESS
 
 REFERENCE_SIZE = 424  # the GZ DECaLS image size: the noise level is defined per pixel of it
+# Nominal sky size of an image, for FITS headers only (the simulator has no sky coordinates):
+# REFERENCE_SIZE DECaLS pixels of 0.262 arcsec; an image of n px has pixels FIELD_ARCSEC / n.
+FIELD_ARCSEC = REFERENCE_SIZE * 0.262
+BANDS = ("g", "r", "z")  # the flux planes, in this order
 SKY_NOISE = np.array([0.7, 1.0, 1.9], np.float32)  # g, r, z: z is the noisiest band
 PHOTON_GAIN = 100.0  # surface brightness at which photon noise equals the sky noise
 RGB_SCALE = np.array([0.7, 1.0, 1.5], np.float32)  # z, r, g weights for R, G, B
@@ -78,6 +82,15 @@ def colour(g_r: float, r_z: float) -> np.ndarray:
 
 def render_galaxy(g: dict[str, float], size: int, rng: np.random.Generator) -> np.ndarray:
     """The (size, size, 3) uint8 RGB image of one galaxy (see `latents` for the fields)."""
+    return stretch(render_flux(g, size, rng))
+
+
+def render_flux(g: dict[str, float], size: int, rng: np.random.Generator) -> np.ndarray:
+    """The float32 (3, size, size) g, r, z flux of one galaxy, before the stretch (row 0 on top).
+
+    Surface brightness in r-band sky sigmas of one pixel of a REFERENCE_SIZE image, as a survey
+    cutout holds calibrated flux; `stretch` turns it into the colour image.
+    """
     x, y = grid(size)
     flux = np.zeros((3, size, size), np.float32)
     total = galaxy_total_flux(g)
@@ -90,7 +103,7 @@ def render_galaxy(g: dict[str, float], size: int, rng: np.random.Generator) -> n
     artifacts.add_after_optics(flux, g, x, y, psf_sigma)
     flux = add_noise(flux, g["sky_scale"], size, rng)
     artifacts.mask_missing_data(flux, g, x, y)
-    return stretch(flux)
+    return flux
 
 
 def galaxy_total_flux(g: dict[str, float]) -> float:

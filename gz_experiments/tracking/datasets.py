@@ -15,33 +15,33 @@ from gz_experiments.shards.manifest import Manifest
 DIGEST_LENGTH = 32
 
 
-def _from_pandas(table: pd.DataFrame, source: str, name: str, digest: str):
+def _log(table: pd.DataFrame, source: str, name: str, digest: str, context: str, tags) -> None:
     with warnings.catch_warnings():
         # MLflow registers its local-file source twice and warns that a path matches both.
         warnings.filterwarnings("ignore", message="The specified dataset source")
-        return mlflow.data.from_pandas(
+        # Schema inference's advice about integer columns concerns model signatures, not data.
+        warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer")
+        dataset = mlflow.data.from_pandas(
             table, source=source, name=name, digest=digest[:DIGEST_LENGTH]
         )
+        mlflow.log_input(dataset, context=context, tags=tags)
 
 
 def log_shard_split(manifest: Manifest, split: str, context: str) -> None:
     """One split of a shard folder: its per-split catalog, named <tree>/<split>, digested by the
     manifest (so two runs on the same shards show the same dataset)."""
     table = pd.read_parquet(manifest.catalog_path(split))
-    dataset = _from_pandas(
-        table, str(manifest.shard_dir), f"{manifest.schema.name}/{split}", manifest.sha256
-    )
     tags = {
         "split": split,
         "manifest_sha256": manifest.sha256,
         "shard_dir": str(manifest.shard_dir),
     }
-    mlflow.log_input(dataset, context=context, tags=tags)
+    name = f"{manifest.schema.name}/{split}"
+    _log(table, str(manifest.shard_dir), name, manifest.sha256, context, tags)
 
 
 def log_catalog(
     table: pd.DataFrame, path: str | Path, sha256: str, context: str, name: str = ""
 ) -> None:
     """A catalog table (ingest's output, predict's input), digested by its file's sha256."""
-    dataset = _from_pandas(table, str(path), name or Path(path).stem, sha256)
-    mlflow.log_input(dataset, context=context, tags={"sha256": sha256})
+    _log(table, str(path), name or Path(path).stem, sha256, context, {"sha256": sha256})

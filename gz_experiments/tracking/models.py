@@ -27,6 +27,7 @@ from mlflow.types import ColSpec, ParamSchema, ParamSpec, Schema
 
 from gz_experiments.errors import UserError
 from gz_experiments.prediction.tables import output_columns
+from gz_experiments.serving.limits import BATCH_DEFAULTS, SKIPPED_REASON
 from gz_experiments.serving.limits import REQUEST_DEFAULTS as DEFAULT_PARAMS
 
 if TYPE_CHECKING:
@@ -40,14 +41,16 @@ INPUT_COLUMNS = ("file_loc", "image", "id_str")
 PYFUNC_CODE = "serving/pyfunc_entry.py"  # inside the gz_experiments package
 # Pinned to what the model was logged with; `--env-manager local` ignores them, other env managers
 # install them (the gz_experiments package itself must be installed there too: pip install .).
-REQUIREMENTS = ("tensorflow", "keras", "mlflow", "pandas", "numpy", "pillow", "pyarrow", "pyyaml")
+REQUIREMENTS = ("tensorflow", "keras", "mlflow", "pandas", "numpy", "pillow", "pyarrow", "pyyaml",
+                "astropy")  # fmt: skip
 
 
 def signature_for(spec: ModelSpec) -> ModelSignature:
     inputs = Schema([ColSpec("string", name, required=False) for name in INPUT_COLUMNS])
-    names = output_columns(spec.schema, n_samples=0)
+    names = output_columns(spec.schema, n_samples=0, acquisition=True)  # serving.model
     outputs = Schema(
         [ColSpec("string" if n == "id_str" else "double", n, required=n != "id_str") for n in names]
+        + [ColSpec("string", SKIPPED_REASON, required=False)]  # on_unreadable="skip" only
     )
     params = ParamSchema(
         [
@@ -55,6 +58,9 @@ def signature_for(spec: ModelSpec) -> ModelSignature:
             ParamSpec("mc_mode", "string", DEFAULT_PARAMS["mc_mode"]),
             ParamSpec("batch_size", "long", DEFAULT_PARAMS["batch_size"]),
             ParamSpec("seed", "long", DEFAULT_PARAMS["seed"]),
+            # batch jobs (serving.limits): Spark's UDF skips unreadable images, keeps samples
+            ParamSpec("on_unreadable", "string", BATCH_DEFAULTS["on_unreadable"]),
+            ParamSpec("concentrations", "boolean", BATCH_DEFAULTS["concentrations"]),
         ]
     )
     return ModelSignature(inputs=inputs, outputs=outputs, params=params)
@@ -145,7 +151,7 @@ def load_galaxy_model(model_uri: str) -> tuple[keras.Model, ModelSpec]:
     return load_files(keras_path, _required(artifacts / SPEC_FILE, model_uri))
 
 
-def _download(model_uri: str) -> Path:
+def _download(model_uri: str, dst: Path | None = None) -> Path:
     if model_uri.startswith("runs:/") and model_uri.rstrip("/").count("/") == 1:
         model_uri = model_uri.rstrip("/") + "/model"
     if not model_uri.startswith(("runs:/", "models:/")) and "://" not in model_uri:
@@ -154,7 +160,8 @@ def _download(model_uri: str) -> Path:
             f"models:/<name>@<alias>, models:/<name>/<version> or a local model folder"
         )
     try:
-        return Path(mlflow.artifacts.download_artifacts(artifact_uri=model_uri))
+        dst_path = None if dst is None else str(dst)
+        return Path(mlflow.artifacts.download_artifacts(artifact_uri=model_uri, dst_path=dst_path))
     except (MlflowException, OSError) as exc:
         first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise UserError(

@@ -7,18 +7,22 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import mlflow
+
 from gz_experiments.tracking.runs import log_file, log_metrics, set_tags
 
 if TYPE_CHECKING:  # result types only: tracking never runs a step
     from gz_experiments.prediction.run import PredictResult
 
-ARTIFACT = "predictions"  # predictions.parquet / predictions.csv at the run's artifact root
+ARTIFACT = "predictions"  # predictions.parquet / .csv (engine=spark: predictions/) at the root
 
 
 def log_predict(result: PredictResult) -> None:
     report = result.report
     standard = f"{ARTIFACT}{result.table.suffix}"
-    if result.table.name == standard:
+    if result.table.is_dir():  # engine=spark: a folder of parquet part files -> predictions/
+        mlflow.log_artifacts(str(result.table), ARTIFACT)
+    elif result.table.name == standard:
         log_file(result.table)
     else:  # the user's own output file, logged under the standard name
         with tempfile.TemporaryDirectory() as tmp:

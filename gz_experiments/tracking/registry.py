@@ -28,7 +28,8 @@ from gz_experiments.tracking.runs import TAG_PREFIX, set_tags
 
 MODEL_NAME = "model"  # the name train logs its model under (runs:/<id>/model)
 LOSS_METRIC = "best_val_loss"
-COPIED_TAGS = ("schema", "data_manifest_sha256", "architecture", "shard_run_id", "git_commit")
+COPIED_TAGS = ("schema", "data_manifest_sha256", "architecture", "shard_run_id", "git_commit",
+               "step", "parent_model_uri", "parent_model_source", "parent_run_id")  # fmt: skip
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,8 @@ def log_shard(result: ShardResult) -> None:
         n_rejected=manifest.counts["rejected"],
         files_written=result.files_written,
     )
+    # FITS galaxies whose NaN / inf / blank pixels were filled with the band's sky (shards.writer)
+    counts.update({k: v for k, v in manifest.counts.items() if k.startswith("fits_filled_")})
     log_metrics(counts)
     set_tags(
         {

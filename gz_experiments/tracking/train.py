@@ -140,8 +140,8 @@ def download_checkpoints(run_id: str, work_dir: str | Path) -> Path:
     return Path(client.download_artifacts(run_id, CHECKPOINT_ARTIFACTS, str(work_dir)))
 
 
-def logged_train_config(run_id: str) -> dict[str, Any]:
-    """The resolved TrainConfig of a run to resume (its train_config.yaml artifact).
+def logged_train_config(run_id: str, artifact: str = CONFIG_ARTIFACT) -> dict[str, Any]:
+    """The resolved config of a run to resume (its train_config.yaml, or `artifact`).
 
     A FINISHED run is refused: it trained to the end and logged its model already.
     """
@@ -151,15 +151,17 @@ def logged_train_config(run_id: str) -> dict[str, Any]:
             f"run {run_id} already finished; nothing to resume (start a new run to train more)"
         )
     try:
-        path = client.download_artifacts(run_id, CONFIG_ARTIFACT)
+        path = client.download_artifacts(run_id, artifact)
     except MlflowException as exc:
-        raise UserError(f"run {run_id} has no {CONFIG_ARTIFACT}: was it a train run?") from exc
+        raise UserError(f"run {run_id} has no {artifact}: was it a train run?") from exc
     return yaml.safe_load(Path(path).read_text())
 
 
-def log_train_config(config_dict: dict[str, Any], run_id: str | None = None) -> None:
+def log_train_config(
+    config_dict: dict[str, Any], run_id: str | None = None, artifact: str = CONFIG_ARTIFACT
+) -> None:
     text = yaml.safe_dump(config_dict, sort_keys=False)
-    MlflowClient().log_text(run_id or active_run_id(), text, CONFIG_ARTIFACT)
+    MlflowClient().log_text(run_id or active_run_id(), text, artifact)
 
 
 def tag_launcher(launcher_run_id: str, resumed_run_id: str) -> None:

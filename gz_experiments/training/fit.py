@@ -27,6 +27,7 @@ import math
 import os
 import sys
 import time
+from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -117,9 +118,17 @@ class Checkpointer(keras.callbacks.Callback):
     truncated checkpoint; state.json is renamed last and names the epoch of last.keras.
     """
 
-    def __init__(self, directory: Path, patience: int, state: TrainState):
+    def __init__(
+        self,
+        directory: Path,
+        patience: int,
+        state: TrainState,
+        lr_patience: int = 0,
+        lr_factor: float = 0.5,
+    ):
         super().__init__()
         self.directory, self.patience, self.state = directory, patience, state
+        self.lr_patience, self.lr_factor = lr_patience, lr_factor
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         logs = logs or {}
@@ -133,11 +142,19 @@ class Checkpointer(keras.callbacks.Callback):
             self._save(BEST)
         else:
             state.wait += 1
+            self._maybe_lower_learning_rate()
         self._save(LAST)
         state.rng = rng_states(self.model)
         if state.wait >= self.patience:
             state.stopped_early = True
         state.save(self.directory)
+
+    def _maybe_lower_learning_rate(self) -> None:
+        """Every `lr_patience` epochs without a better validation loss, the rate times
+        `lr_factor`. It lives in the optimizer, so it is saved in last.keras and resumes."""
+        if self.lr_patience and self.state.wait % self.lr_patience == 0:
+            rate = self.model.optimizer.learning_rate
+            rate.assign(rate * self.lr_factor)
 
     def _save(self, name: str) -> None:
         tmp = self.directory / f"tmp-{name}"
@@ -151,8 +168,13 @@ def fit(
     *,
     callbacks: tuple[keras.callbacks.Callback, ...] | list = (),
     work_dir: str | Path,
+    start: Callable[[ModelSpec], keras.Model] | None = None,
 ) -> FitResult:
-    """Train (or resume from `work_dir`'s checkpoints) and return the best model."""
+    """Train (or resume from `work_dir`'s checkpoints) and return the best model.
+
+    `start(spec)`: the compiled model to train when there is no checkpoint yet (finetuning
+    passes a parent's encoder under a new head); default a fresh seeded model with Adam.
+    """
     spec = model_spec(config, manifest)
     checkpoints = Path(work_dir) / CHECKPOINT_DIR
     checkpoints.mkdir(parents=True, exist_ok=True)
@@ -161,7 +183,7 @@ def fit(
         strategy = distribution_strategy()
         data = TrainingData(config, manifest)
         with strategy.scope():
-            model = load_or_build(spec, config, checkpoints, state)
+            model = load_or_build(spec, config, checkpoints, state, start)
         train_epochs(model, config, data, state, checkpoints, callbacks)
         if not (checkpoints / BEST).exists():
             raise UserError(
@@ -190,7 +212,9 @@ def train_epochs(model, config, data: TrainingData, state, checkpoints, callback
     Keras keeps the compiled train step between calls, so this costs no retracing.
     """
     all_callbacks = [
-        Checkpointer(checkpoints, config.patience, state),
+        Checkpointer(
+            checkpoints, config.patience, state, config.lr_decay_patience, config.lr_decay_factor
+        ),
         keras.callbacks.TerminateOnNaN(),
         *callbacks,
         *progress_callbacks(config.verbose, config.epochs),
@@ -214,7 +238,7 @@ def model_spec(config: TrainConfig, manifest: Manifest) -> ModelSpec:
     from gz_experiments.model_spec import MODEL_FIELDS
     from gz_experiments.schema import get_schema
 
-    if get_schema(config.schema) != manifest.schema:
+    if config.schema and get_schema(config.schema) != manifest.schema:  # "": the shards' tree
         raise UserError(
             f"the shards in {manifest.path} use the {manifest.schema.name!r} tree but "
             f"schema={config.schema!r}: pass -P schema={manifest.schema.name}"
@@ -228,6 +252,7 @@ def model_spec(config: TrainConfig, manifest: Manifest) -> ModelSpec:
         img_size=manifest.img_size,
         channels=1 if config.greyscale else manifest.channels,
         schema=manifest.schema,
+        fits=manifest.fits,  # prediction stretches FITS flux exactly as these shards did
         **{name: getattr(config, name) for name in MODEL_FIELDS},
     )
 
@@ -280,24 +305,30 @@ class TrainingData:
         return train.apply(tf.data.experimental.assert_cardinality(self.steps))
 
 
-def compile_model(model: keras.Model, config: TrainConfig, spec: ModelSpec) -> None:
+def compile_model(model: keras.Model, config: TrainConfig, spec: ModelSpec, optimizer=None) -> None:
+    """The loss and metrics of `spec`'s tree; Adam at `config.learning_rate` unless given."""
     model.compile(
-        optimizer=keras.optimizers.Adam(config.learning_rate),
+        optimizer=optimizer or keras.optimizers.Adam(config.learning_rate),
         loss=loss_for(spec.schema),
         metrics=[per_question_metric(spec.schema), vote_fraction_mae(spec.schema)],
+        # Keras' "auto": XLA with a GPU (and no tf.distribute strategy), never on CPU only.
+        jit_compile={"auto": "auto", "true": True, "false": False}[config.jit_compile],
     )
 
 
 def load_or_build(
-    spec: ModelSpec, config: TrainConfig, checkpoints: Path, state: TrainState
+    spec: ModelSpec, config: TrainConfig, checkpoints: Path, state: TrainState, start=None
 ) -> keras.Model:
-    """last.keras (weights, optimizer and generator states) when resuming, else a seeded model."""
+    """last.keras (weights, optimizer and generator states) when resuming, else `start(spec)` or
+    a seeded model."""
     if state.epoch > 0:
         if not (checkpoints / LAST).exists():
             raise UserError(f"{checkpoints / STATE} says epoch {state.epoch} but {LAST} is missing")
         model = keras.models.load_model(checkpoints / LAST)
         restore_rng_states(model, state.rng)
         return model
+    if start is not None:
+        return start(spec)
     model = build_model(spec, seed=config.seed)
     compile_model(model, config, spec)
     return model
@@ -323,11 +354,21 @@ def is_chief() -> bool:
     return task.get("type") == "worker" and int(task.get("index", 0)) == 0
 
 
+POLICIES = {"true": "mixed_float16", "false": "float32", "bfloat16": "mixed_bfloat16"}
+
+
+def policy_name(mixed_precision: str) -> str:
+    """The Keras dtype policy of a `mixed_precision` setting; "auto": mixed_float16 with a GPU."""
+    if mixed_precision == "auto":
+        return "mixed_float16" if tf.config.list_physical_devices("GPU") else "float32"
+    return POLICIES[mixed_precision]
+
+
 @contextmanager
-def dtype_policy(mixed_precision: bool):
-    """mixed_float16 for the duration of one fit (the head stays float32, see models.py)."""
+def dtype_policy(mixed_precision: str):
+    """The policy of `mixed_precision` for the duration of one fit (the head stays float32)."""
     previous = keras.config.dtype_policy()
-    keras.config.set_dtype_policy("mixed_float16" if mixed_precision else "float32")
+    keras.config.set_dtype_policy(policy_name(mixed_precision))
     try:
         yield
     finally:

@@ -14,8 +14,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import keras
-import numpy as np
-import pandas as pd
 
 from gz_experiments.config import TrainConfig
 from gz_experiments.metrics import baseline_concentrations, baseline_loss
@@ -71,13 +69,7 @@ def run_train(
     return TrainResult(config, manifest, result, baseline)
 
 
-def split_counts(manifest: Manifest, split: str) -> np.ndarray:
-    """Vote counts of a split (galaxies, answers), from the per-split catalog beside the shards."""
-    table = pd.read_parquet(manifest.catalog_path(split), columns=manifest.label_cols)
-    return table.to_numpy(dtype=np.float64)
-
-
 def baseline_val_loss(manifest: Manifest) -> float:
     """Validation loss of always predicting the training set's vote fractions (see metrics.py)."""
-    alphas = baseline_concentrations(split_counts(manifest, "train"), manifest.schema)
-    return baseline_loss(split_counts(manifest, "val"), alphas, manifest.schema)
+    alphas = baseline_concentrations(manifest.votes("train"), manifest.schema)
+    return baseline_loss(manifest.votes("val"), alphas, manifest.schema)

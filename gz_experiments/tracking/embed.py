@@ -1,0 +1,62 @@
+"""Logging an embed result: the embeddings table, the reducer, neighbours, anomalies, grids.
+
+Artifacts (at the run's root unless named): `embeddings.parquet`, `skipped.csv`, `pca.joblib`
+(the fitted scikit-learn IncrementalPCA, with PCA), `similar.csv` + `similar/<query>.png`,
+`anomaly.parquet` + `anomaly/most_unusual.png`. Metrics: `n_embedded`, `n_skipped`, `n_inputs`,
+`n_features`, `n_dimensions`, `galaxies_per_second`, `pca_explained_variance`.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from gz_experiments.tracking.runs import log_figure, log_file, log_metrics, set_tags
+
+if TYPE_CHECKING:  # result types only: tracking never runs a step
+    from gz_experiments.representation.run import EmbedResult
+
+ARTIFACT = "embeddings.parquet"
+
+
+def log_embed(result: EmbedResult) -> None:
+    report = result.report
+    _log_as(result.table, ARTIFACT)
+    log_file(result.skipped_table)
+    for path in (report.reducer, result.similar_table, result.anomaly_table):
+        if path is not None:
+            log_file(path)
+    for name, figure in result.figures.items():
+        log_figure(figure, name)
+    metrics = {
+        "n_embedded": report.n_embedded,
+        "n_skipped": len(report.skipped),
+        "n_inputs": report.n_inputs,
+        "n_features": report.n_features,
+        "n_dimensions": len(report.columns) - 1,
+        "galaxies_per_second": result.galaxies_per_second,
+    }
+    if report.explained_variance is not None:
+        metrics["pca_explained_variance"] = report.explained_variance
+    log_metrics(metrics)
+    set_tags(
+        {
+            "model_uri": result.config.model_uri,
+            "input": result.config.input,
+            "schema": result.spec.schema.name,
+            "architecture": result.spec.architecture,
+        }
+    )
+
+
+def _log_as(path: Path, name: str) -> None:
+    """Log `path` under the standard artifact name (the user's own output file may differ)."""
+    if path.name == name:
+        log_file(path)
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        copy = Path(tmp) / name
+        shutil.copyfile(path, copy)
+        log_file(copy)
