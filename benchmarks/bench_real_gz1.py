@@ -31,6 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
+from benchmarks.train_flags import add_train_flags, real_train_config
 from gz_experiments.config import EvaluateConfig, Sampling, ShardConfig, TrainConfig
 from gz_experiments.evaluation.protocol import confusion_matrix, expected_fractions
 
@@ -57,22 +58,8 @@ def shard_gz1(data: Path, args):
 def train_gz1(manifest, args):
     from gz_experiments.training.run import run_train
 
-    overrides = {
-        k: getattr(args, k)
-        for k in (
-            "architecture",
-            "image_size",
-            "crop_fraction",
-            "batch_size",
-            "epochs",
-            "patience",
-            "learning_rate",
-            "lr_decay_patience",
-        )  # fmt: skip
-        if getattr(args, k) is not None
-    }
-    config = TrainConfig.resolve(
-        "real", shard_dir=str(manifest.shard_dir), schema="gz1", greyscale=False, **overrides
+    config = real_train_config(
+        args, shard_dir=str(manifest.shard_dir), schema="gz1", greyscale=False
     )
     with tempfile.TemporaryDirectory(prefix="gz-bench-gz1-") as work_dir:
         return run_train(config, manifest, work_dir=work_dir)
@@ -161,10 +148,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     # SDSS GZ1 cutouts span ~10 Petrosian radii: the galaxy is the central ~20 %, so the
     # central-half crop keeps it whole at any training offset.
     parser.add_argument("--img-size", type=int, default=None, help="shard side")
-    for name, kind in (("architecture", str), ("image-size", int), ("crop-fraction", float),
-                       ("batch-size", int), ("epochs", int), ("patience", int),
-                       ("learning-rate", float), ("lr-decay-patience", int)):  # fmt: skip
-        parser.add_argument(f"--{name}", type=kind, default=None, help="default: real preset")
+    add_train_flags(parser)
     parser.add_argument("--n-workers", type=int, default=0, help="sharding processes; 0 = all")
     parser.add_argument("--sim-model-uri", default="", help="'' = train a cpu-preset model")
     parser.add_argument("--skip-simulator", action="store_true")

@@ -27,7 +27,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from gz_experiments.config import IngestConfig, Sampling, ShardConfig, TrainConfig
+from benchmarks.train_flags import add_train_flags, real_train_config
+from gz_experiments.config import IngestConfig, Sampling, ShardConfig
 from gz_experiments.schema import get_schema
 
 REPO = Path(__file__).resolve().parents[1]
@@ -111,24 +112,9 @@ def run_mode(args, mode: str, kaggle: pd.DataFrame, work: Path) -> dict:
     }
     manifest = prepare(Path(args.data), work, mode, args.n_volunteers, shard)
     seconds["ingest+shard"] = time.monotonic() - start
-    overrides = {
-        k: getattr(args, k)
-        for k in (
-            "architecture",
-            "image_size",
-            "crop_fraction",
-            "batch_size",
-            "epochs",
-            "patience",
-            "learning_rate",
-            "dropout",
-            "greyscale",
-        )  # fmt: skip
-        if getattr(args, k) is not None
-    }
-    config = TrainConfig.resolve(
-        "real", shard_dir=str(manifest.shard_dir), schema=TREE, **overrides
-    )
+    config = real_train_config(args, shard_dir=str(manifest.shard_dir), schema=TREE)
+    if args.greyscale is not None:
+        config = config.replace(greyscale=args.greyscale)
     start = time.monotonic()
     result = run_train(config, manifest, work_dir=work / f"train-{mode}")
     seconds["train"] = time.monotonic() - start
@@ -166,11 +152,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--n-volunteers", type=int, default=40)
     parser.add_argument("--n-samples", type=int, default=5, help="MC-dropout passes")
     parser.add_argument("--img-size", type=int, default=None, help="shard side (real preset's)")
-    for name, kind in (("architecture", str), ("image-size", int), ("crop-fraction", float),
-                       ("batch-size", int), ("epochs", int), ("patience", int),
-                       ("learning-rate", float), ("dropout", float),
-                       ("lr-decay-patience", int)):  # fmt: skip
-        parser.add_argument(f"--{name}", type=kind, default=None, help="default: the real preset's")
+    add_train_flags(parser)
     parser.add_argument("--greyscale", type=lambda t: t.lower() == "true", default=None)
     parser.add_argument("--work-dir", default="", help="keep shards and checkpoints here")
     return parser.parse_args(argv)

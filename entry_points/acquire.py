@@ -15,34 +15,20 @@ per-question scores, best first), plots/top_galaxies.png and skipped.csv; see
 gz_experiments/acquisition/run.py.
 """
 
-import tempfile
-
 from gz_experiments.acquisition.run import check_inputs, run_acquire
-from gz_experiments.cli import entry_point, parse_config
+from gz_experiments.cli import summary_main
 from gz_experiments.config import AcquireConfig
 
 
 def run(config: AcquireConfig):
     from gz_experiments.tracking.acquire import log_acquire
-    from gz_experiments.tracking.models import load_galaxy_model
-    from gz_experiments.tracking.runs import step_run
+    from gz_experiments.tracking.runs import model_step
 
     check_inputs(config)
-    model, spec = load_galaxy_model(config.model_uri)
-    with step_run(config), tempfile.TemporaryDirectory(prefix="gz-acquire-") as work_dir:
-        result = run_acquire(config, model, spec, work_dir)
-        log_acquire(result)
-    return result
+    return model_step(config, run_acquire, log_acquire)
 
 
-@entry_point
-def main(argv=None):
-    import sys
-
-    result = run(parse_config(AcquireConfig, argv, __doc__))
-    print(result.summary(), file=sys.stderr)
-    return result
-
+main = summary_main(AcquireConfig, run, __doc__)
 
 if __name__ == "__main__":
     main()

@@ -18,34 +18,20 @@ isolation_forest by an isolation forest; anomaly.parquet (id_str, anomaly_score,
 most unusual first) and anomaly/most_unusual.png. Unreadable images are listed in skipped.csv.
 """
 
-import tempfile
-
-from gz_experiments.cli import entry_point, parse_config
+from gz_experiments.cli import summary_main
 from gz_experiments.config import EmbedConfig
 from gz_experiments.representation.run import check_request, run_embed
 
 
 def run(config: EmbedConfig):
     from gz_experiments.tracking.embed import log_embed
-    from gz_experiments.tracking.models import load_galaxy_model
-    from gz_experiments.tracking.runs import step_run
+    from gz_experiments.tracking.runs import model_step
 
     check_request(config)
-    model, spec = load_galaxy_model(config.model_uri)
-    with step_run(config), tempfile.TemporaryDirectory(prefix="gz-embed-") as work_dir:
-        result = run_embed(config, model, spec, work_dir)
-        log_embed(result)
-    return result
+    return model_step(config, run_embed, log_embed)
 
 
-@entry_point
-def main(argv=None):
-    import sys
-
-    result = run(parse_config(EmbedConfig, argv, __doc__))
-    print(result.summary(), file=sys.stderr)
-    return result
-
+main = summary_main(EmbedConfig, run, __doc__)
 
 if __name__ == "__main__":
     main()

@@ -16,6 +16,8 @@ and per-question metrics, checkpoints, resume, the best model as "model") and th
 lineage as gz.parent_* tags. Any field below can be given as -P name=value.
 """
 
+import tempfile
+
 from gz_experiments.cli import entry_point, parse_config
 from gz_experiments.config import FinetuneConfig
 
@@ -30,6 +32,7 @@ def run(config: FinetuneConfig, *, callbacks=()):
     )
     from gz_experiments.tracking.models import load_galaxy_model
     from gz_experiments.training.finetune import check_parent, check_request, run_finetune
+    from gz_experiments.training.fit import is_chief
     from gz_experiments.training.run import images_per_epoch
 
     source = config.model_uri
@@ -39,6 +42,9 @@ def run(config: FinetuneConfig, *, callbacks=()):
     lineage = parent_lineage(source)
     parent, parent_spec = load_galaxy_model(lineage.source)
     check_parent(config, parent, parent_spec, manifest)
+    if not is_chief():  # a non-chief worker of a multi-worker job trains but does not log
+        with tempfile.TemporaryDirectory(prefix="gz-finetune-") as work_dir:
+            return run_finetune(config, parent, parent_spec, manifest, work_dir, list(callbacks))
     with finetune_run(config, lineage, parent_spec) as tracker:
         tracker.log_data(manifest)
         logger = tracker.epoch_logger(images_per_epoch(config, manifest))

@@ -23,7 +23,7 @@ On Spark (pip install '.[spark]', Java 17+), the same model as a Spark UDF, to a
 
 import tempfile
 
-from gz_experiments.cli import entry_point, parse_config
+from gz_experiments.cli import summary_main
 from gz_experiments.config import PredictConfig
 from gz_experiments.prediction.run import check_inputs, run_predict
 
@@ -53,14 +53,7 @@ def load_model(config: PredictConfig, work_dir: str):
     return load_galaxy_model(config.model_uri)
 
 
-@entry_point
-def main(argv=None):
-    import sys
-
-    result = run(parse_config(PredictConfig, argv, __doc__))
-    print(result.summary(), file=sys.stderr)
-    return result
-
+main = summary_main(PredictConfig, run, __doc__)
 
 if __name__ == "__main__":
     main()

@@ -99,3 +99,15 @@ def entry_point(func: Callable[..., Any]) -> Callable[..., Any]:
             sys.exit(130)
 
     return wrapper
+
+
+def summary_main(config_cls: type[StepConfig], run: Callable[[Any], Any], doc: str | None):
+    """The main of a step whose result summarises itself on stderr (stdout stays for data)."""
+
+    @entry_point
+    def main(argv: list[str] | None = None) -> Any:
+        result = run(parse_config(config_cls, argv, doc))
+        print(result.summary(), file=sys.stderr)
+        return result
+
+    return main

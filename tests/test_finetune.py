@@ -6,6 +6,7 @@ labels on real SDSS images; Kaggle GZ2 vote fractions through ingest)."""
 from __future__ import annotations
 
 import os
+from dataclasses import fields
 from types import SimpleNamespace
 
 import keras
@@ -14,6 +15,7 @@ import pandas as pd
 import pytest
 
 from gz_experiments.config import FinetuneConfig, IngestConfig, ShardConfig
+from gz_experiments.config.training import FitConfig
 from gz_experiments.errors import UserError
 from gz_experiments.models import (
     build_encoder,
@@ -25,7 +27,13 @@ from gz_experiments.models import (
 )
 from gz_experiments.shards.manifest import load_manifest
 from gz_experiments.shards.writer import write_shards
-from gz_experiments.training.finetune import check_images, check_parent, run_finetune
+from gz_experiments.training.finetune import (
+    check_images,
+    check_parent,
+    run_finetune,
+    training_config,
+)
+from gz_experiments.training.fit import LAST
 from gz_experiments.training.optimizers import LayerwiseAdam
 
 from .conftest import shared_data
@@ -183,6 +191,46 @@ def test_last_n_blocks_trains_only_those_blocks(ring_shards, parent, tmp_path):
         ("block4", True),
     ]
     assert result.blocks[-1].lr_multiplier == pytest.approx(0.75)
+
+
+def test_every_training_loop_setting_of_a_finetune_reaches_the_fit(ring_shards):
+    """A finetune is a train from a parent's encoder: each loop field the user sets (learning-rate
+    decay, XLA, ...) is the one `fit` runs with; the model's fields are the parent's."""
+    config = config_for(
+        ring_shards, lr_decay_patience=3, lr_decay_factor=0.25, jit_compile="false",
+        mixed_precision="false", steps_per_epoch=7, shuffle_buffer=99, dropout=0.4, seed=5,
+    )  # fmt: skip
+    fit_config = training_config(config, PARENT)
+    for field in fields(FitConfig):
+        assert getattr(fit_config, field.name) == getattr(config, field.name), field.name
+    assert (fit_config.architecture, fit_config.image_size, fit_config.greyscale) == (
+        PARENT.architecture,
+        PARENT.image_size,
+        PARENT.greyscale,
+    )
+    assert fit_config.crop_fraction == PARENT.crop_fraction
+
+
+def test_learning_rate_decay_lowers_the_base_rate_the_layer_factors_ride_on(
+    ring_shards, parent, tmp_path
+):
+    """lr_decay_patience=1: every epoch without a better validation loss halves the base rate
+    (what the optimizer holds at the end follows from the validation history)."""
+    config = config_for(
+        ring_shards, epochs=5, patience=5, lr_decay_patience=1, lr_decay_factor=0.5,
+        learning_rate=1e-6,  # so small that some epochs surely fail to improve
+    )  # fmt: skip
+    result = run_finetune(config, parent, PARENT, ring_shards, tmp_path)
+    val_losses = result.train.fit.history["val_loss"]
+    best, n_worse = float("inf"), 0
+    for loss in val_losses:
+        best, n_worse = (loss, n_worse) if loss < best else (best, n_worse + 1)
+    assert len(val_losses) == 5 and n_worse >= 1  # seeded: the rate was lowered
+    last = keras.models.load_model(result.train.fit.checkpoint_dir / LAST)  # with its optimizer
+    optimizer = last.optimizer
+    assert isinstance(optimizer, LayerwiseAdam)
+    final_rate = float(keras.ops.convert_to_numpy(optimizer.learning_rate))
+    assert final_rate == pytest.approx(1e-6 * 0.5**n_worse, rel=1e-5)
 
 
 def test_layer_decay_factors_and_the_optimizer_that_applies_them(tmp_path):

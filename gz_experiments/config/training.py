@@ -25,18 +25,12 @@ JIT_COMPILE_HELP = "XLA-compile the train step; auto: on with one GPU, off on CP
 
 
 @dataclass(frozen=True)
-class TrainConfig(StepConfig):
-    """Training: paper defaults are 300 -> crop 0.75 -> 224, greyscale, batch 128, B0, dropout 0.2."""
+class FitConfig(StepConfig):
+    """The training loop's settings, the same for `train` and `finetune`: a finetune is a train
+    whose model starts from a parent's encoder, so each of these means the same in both."""
 
-    STEP: ClassVar[str] = "train"
     shard_dir: str = setting("", "shard folder; empty = the embedded default dataset (cached)")
     schema: str = setting("gzd5", "decision tree: a built-in name or a .yaml/.json file")
-    architecture: str = setting("efficientnetb0", "encoder", choices=ARCHITECTURE_NAMES)
-    crop_fraction: float = setting(0.75, "crop side / stored side, train and inference", gt=0, le=1)
-    image_size: int = setting(
-        224, "side the encoder sees, after crop + resize", ge=8, le=MAX_MODEL_SIDE
-    )
-    greyscale: bool = setting(True, "train on the band mean")
     batch_size: int = setting(128, "galaxies per step", ge=1, le=8192)
     epochs: int = setting(1000, "upper limit; early stopping usually ends sooner", ge=1, le=100_000)
     patience: int = setting(8, "epochs without a better validation loss before stopping", ge=1)
@@ -55,6 +49,19 @@ class TrainConfig(StepConfig):
     verbose: int = setting(
         -1, "-1 auto, 0 silent, 1 progress bar, 2 one line per epoch", ge=-1, le=2
     )
+
+
+@dataclass(frozen=True)
+class TrainConfig(FitConfig):
+    """Training: paper defaults are 300 -> crop 0.75 -> 224, greyscale, batch 128, B0, dropout 0.2."""
+
+    STEP: ClassVar[str] = "train"
+    architecture: str = setting("efficientnetb0", "encoder", choices=ARCHITECTURE_NAMES)
+    crop_fraction: float = setting(0.75, "crop side / stored side, train and inference", gt=0, le=1)
+    image_size: int = setting(
+        224, "side the encoder sees, after crop + resize", ge=8, le=MAX_MODEL_SIDE
+    )
+    greyscale: bool = setting(True, "train on the band mean")
 
     PRESETS: ClassVar[dict[str, dict[str, Any]]] = {
         "debug": {
@@ -92,7 +99,7 @@ class TrainConfig(StepConfig):
 
 
 @dataclass(frozen=True)
-class FinetuneConfig(StepConfig):
+class FinetuneConfig(FitConfig):
     """Finetuning a trained model on a new tree: its encoder, a new head, new shards.
 
     Architecture, crop, image size and greyscale come from the parent model (the shards must
@@ -113,19 +120,10 @@ class FinetuneConfig(StepConfig):
     layer_decay: float = setting(
         0.75, "learning rate x layer_decay^d for the encoder block d from the top", gt=0, le=1
     )
-    batch_size: int = setting(128, "galaxies per step", ge=1, le=8192)
+    # Finetuning converges in far fewer epochs than training from scratch.
     epochs: int = setting(100, "upper limit; early stopping usually ends sooner", ge=1, le=100_000)
     patience: int = setting(10, "epochs without a better validation loss before stopping", ge=1)
     learning_rate: float = setting(1e-3, "Adam learning rate of the head", gt=0, le=1)
-    dropout: float = setting(0.2, "dropout before the new head (MC dropout)", ge=0, lt=1)
-    seed: int = setting(42, "head weights, augmentation and shuffling", ge=0)
-    mixed_precision: str = setting("auto", MIXED_PRECISION_HELP, choices=MIXED_PRECISION_CHOICES)
-    shuffle_buffer: int = setting(1024, "examples in the shuffle buffer", ge=1, le=10_000_000)
-    steps_per_epoch: int = setting(0, "0 = one pass over the training split", ge=0)
-    resume_run_id: str = setting("", "continue this unfinished run from its last checkpoint")
-    verbose: int = setting(
-        -1, "-1 auto, 0 silent, 1 progress bar, 2 one line per epoch", ge=-1, le=2
-    )
 
     PRESETS: ClassVar[dict[str, dict[str, Any]]] = {
         "debug": {"batch_size": 16, "epochs": 2, "patience": 2},

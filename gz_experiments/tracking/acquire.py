@@ -5,13 +5,19 @@ the summary, the learning-curve plot)."""
 from __future__ import annotations
 
 import math
-import shutil
 import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from gz_experiments.acquisition.plots import learning_curves
-from gz_experiments.tracking.runs import log_figure, log_file, log_metrics, log_text, set_tags
+from gz_experiments.tracking.runs import (
+    log_figure,
+    log_file,
+    log_file_as,
+    log_metrics,
+    log_text,
+    set_tags,
+)
 
 if TYPE_CHECKING:  # result types only: tracking never runs a step
     from gz_experiments.acquisition.loop import LoopResult
@@ -24,13 +30,7 @@ PLOTS = "plots"  # plots/top_galaxies.png
 def log_acquire(result: AcquireResult) -> None:
     report = result.report
     standard = f"{ARTIFACT}{result.table.suffix}"
-    if result.table.name == standard:
-        log_file(result.table)
-    else:  # the user's own output file, logged under the standard name
-        with tempfile.TemporaryDirectory() as tmp:
-            copy = Path(tmp) / standard
-            shutil.copyfile(result.table, copy)
-            log_file(copy)
+    log_file_as(result.table, standard)
     log_file(result.skipped_table)
     if result.grid is not None:
         log_file(result.grid, PLOTS)

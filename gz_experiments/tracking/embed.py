@@ -8,12 +8,9 @@ Artifacts (at the run's root unless named): `embeddings.parquet`, `skipped.csv`,
 
 from __future__ import annotations
 
-import shutil
-import tempfile
-from pathlib import Path
 from typing import TYPE_CHECKING
 
-from gz_experiments.tracking.runs import log_figure, log_file, log_metrics, set_tags
+from gz_experiments.tracking.runs import log_figure, log_file, log_file_as, log_metrics, set_tags
 
 if TYPE_CHECKING:  # result types only: tracking never runs a step
     from gz_experiments.representation.run import EmbedResult
@@ -23,7 +20,7 @@ ARTIFACT = "embeddings.parquet"
 
 def log_embed(result: EmbedResult) -> None:
     report = result.report
-    _log_as(result.table, ARTIFACT)
+    log_file_as(result.table, ARTIFACT)
     log_file(result.skipped_table)
     for path in (report.reducer, result.similar_table, result.anomaly_table):
         if path is not None:
@@ -49,14 +46,3 @@ def log_embed(result: EmbedResult) -> None:
             "architecture": result.spec.architecture,
         }
     )
-
-
-def _log_as(path: Path, name: str) -> None:
-    """Log `path` under the standard artifact name (the user's own output file may differ)."""
-    if path.name == name:
-        log_file(path)
-        return
-    with tempfile.TemporaryDirectory() as tmp:
-        copy = Path(tmp) / name
-        shutil.copyfile(path, copy)
-        log_file(copy)

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import shutil
-import tempfile
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import mlflow
 
-from gz_experiments.tracking.runs import log_file, log_metrics, set_tags
+from gz_experiments.tracking.runs import log_file, log_file_as, log_metrics, set_tags
 
 if TYPE_CHECKING:  # result types only: tracking never runs a step
     from gz_experiments.prediction.run import PredictResult
@@ -22,13 +19,8 @@ def log_predict(result: PredictResult) -> None:
     standard = f"{ARTIFACT}{result.table.suffix}"
     if result.table.is_dir():  # engine=spark: a folder of parquet part files -> predictions/
         mlflow.log_artifacts(str(result.table), ARTIFACT)
-    elif result.table.name == standard:
-        log_file(result.table)
-    else:  # the user's own output file, logged under the standard name
-        with tempfile.TemporaryDirectory() as tmp:
-            copy = Path(tmp) / standard
-            shutil.copyfile(result.table, copy)
-            log_file(copy)
+    else:
+        log_file_as(result.table, standard)
     log_file(result.skipped_table)
     log_metrics(
         {

@@ -8,10 +8,12 @@ and small artifacts.
 
 from __future__ import annotations
 
+import shutil
 import subprocess
+import tempfile
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
@@ -78,6 +80,21 @@ def log_params_once(params: dict[str, str]) -> None:
         mlflow.log_params(dict(items[i : i + MAX_PARAMS_PER_BATCH]))
 
 
+def model_step(config: StepConfig, step: Callable[..., Any], log: Callable[[Any], None]) -> Any:
+    """The shape of every step that applies a logged model to images (acquire, embed): load the
+    model first (a wrong URI fails before a run exists), then in the step's run and a scratch
+    folder `step(config, model, spec, work_dir)`, and `log(result)` inside the same run."""
+    import tempfile
+
+    from gz_experiments.tracking.models import load_galaxy_model
+
+    model, spec = load_galaxy_model(config.model_uri)
+    with step_run(config), tempfile.TemporaryDirectory(prefix=f"gz-{config.STEP}-") as work_dir:
+        result = step(config, model, spec, work_dir)
+        log(result)
+    return result
+
+
 @contextmanager
 def step_run(
     config: StepConfig,
@@ -129,6 +146,18 @@ def log_text(text: str, artifact_file: str) -> None:
 
 def log_file(path: str | Path, artifact_path: str | None = None) -> None:
     mlflow.log_artifact(str(path), artifact_path)
+
+
+def log_file_as(path: Path, name: str) -> None:
+    """Log `path` under the step's standard artifact name (the user's own output file may be
+    named anything; the run's artifact is always where the UI and the docs say)."""
+    if path.name == name:
+        log_file(path)
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        copy = Path(tmp) / name
+        shutil.copyfile(path, copy)
+        log_file(copy)
 
 
 def log_figure(figure, artifact_file: str) -> None:

@@ -24,12 +24,13 @@ Images are read exactly as the parent reads them: the shards must be stored at t
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 import keras
 
 from gz_experiments.config import FinetuneConfig, TrainConfig
+from gz_experiments.config.training import FitConfig
 from gz_experiments.errors import UserError
 from gz_experiments.model_spec import ModelSpec
 from gz_experiments.models import (
@@ -45,11 +46,8 @@ from gz_experiments.training.fit import compile_model, fit
 from gz_experiments.training.optimizers import LayerwiseAdam
 from gz_experiments.training.run import TrainResult, baseline_val_loss
 
-# TrainConfig fields a finetune takes from its own config; the model's come from the parent.
-SHARED_FIELDS = (
-    "preset", "shard_dir", "schema", "batch_size", "epochs", "patience", "learning_rate",
-    "dropout", "seed", "mixed_precision", "shuffle_buffer", "steps_per_epoch", "verbose",
-)  # fmt: skip
+# The loop's fields a finetune passes to `fit`; the model's fields come from the parent.
+LOOP_FIELDS = tuple(f.name for f in fields(FitConfig))
 
 
 @dataclass(frozen=True)
@@ -91,7 +89,7 @@ def training_config(config: FinetuneConfig, parent_spec: ModelSpec) -> TrainConf
         crop_fraction=parent_spec.crop_fraction,
         image_size=parent_spec.image_size,
         greyscale=parent_spec.greyscale,
-        **{name: getattr(config, name) for name in SHARED_FIELDS},
+        **{name: getattr(config, name) for name in LOOP_FIELDS},
     )
 
 
