@@ -144,9 +144,8 @@ def print_simulator(sim: dict, seconds: float) -> None:
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", default=str(GZ1_DATA), help="folder with the GZ1 catalog.csv")
-    # Defaults: the `real` presets (shards 128 px; the central half at native scale, 64 px).
-    # SDSS GZ1 cutouts span ~10 Petrosian radii: the galaxy is the central ~20 %, so the
-    # central-half crop keeps it whole at any training offset.
+    # Defaults: the `real` presets (shards 128 px, colour; the central 0.65 at 64 px). SDSS GZ1
+    # cutouts span ~10 Petrosian radii: the galaxy is the central ~20 %, whole at any offset.
     parser.add_argument("--img-size", type=int, default=None, help="shard side")
     add_train_flags(parser)
     parser.add_argument("--n-workers", type=int, default=0, help="sharding processes; 0 = all")

@@ -92,6 +92,22 @@ def synthetic_catalog(folder: Path, n: int, size: int) -> Path:
     return catalog
 
 
+def synthetic_shards(folder: Path, n: int, stored: int):
+    """`synthetic_catalog` sharded at `stored` px by the paper preset, 80/10/10; its manifest."""
+    from gz_experiments.config import ShardConfig
+    from gz_experiments.shards.writer import write_shards
+
+    shard_config = ShardConfig.resolve(
+        "paper",
+        catalog=str(synthetic_catalog(folder, n, stored)),
+        shard_dir=str(folder / "shards"),
+        img_size=stored,
+        val_fraction=0.1,
+        test_fraction=0.1,
+    )
+    return write_shards(shard_config, progress=False).manifest
+
+
 def median_after_first(values: list[float]) -> float:
     return statistics.median(values[1:] if len(values) > 1 else values)
 
@@ -167,22 +183,13 @@ def worker(args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory(prefix="gz-bench-train-") as tmp:
         tmp = Path(tmp)
         os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{tmp / 'mlflow.db'}"
-        from gz_experiments.config import ShardConfig, TrainConfig
-        from gz_experiments.shards.writer import write_shards
+        from gz_experiments.config import TrainConfig
         from gz_experiments.training.fit import model_spec
 
         for size in [int(s) for s in args.sizes.split(",")]:
             input_size = round(size / CROP)
             folder = tmp / f"s{size}"
-            shard_config = ShardConfig.resolve(
-                "paper",
-                catalog=str(synthetic_catalog(folder, 3 * BATCH, input_size)),
-                shard_dir=str(folder / "shards"),
-                img_size=input_size,
-                val_fraction=0.1,
-                test_fraction=0.1,
-            )
-            manifest = write_shards(shard_config, progress=False).manifest
+            manifest = synthetic_shards(folder, 3 * BATCH, input_size)
             config = TrainConfig.resolve(
                 "paper",
                 shard_dir=str(folder / "shards"),

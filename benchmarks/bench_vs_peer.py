@@ -133,23 +133,14 @@ def trainable_parameters(model) -> int:
 def measure_size(size: int, args, tmp: Path) -> dict:
     import mlflow
 
-    from benchmarks.bench_train import epoch_timer, synthetic_catalog
-    from gz_experiments.config import ShardConfig, TrainConfig
-    from gz_experiments.shards.writer import write_shards
+    from benchmarks.bench_train import epoch_timer, synthetic_shards
+    from gz_experiments.config import TrainConfig
     from gz_experiments.tracking.train import MlflowEpochLogger
     from gz_experiments.training.fit import CHECKPOINT_DIR, fit
 
     folder = tmp / f"s{size}"
     stored = round(size / CROP)
-    shard_config = ShardConfig.resolve(
-        "paper",
-        catalog=str(synthetic_catalog(folder, 3 * args.batch, stored)),
-        shard_dir=str(folder / "shards"),
-        img_size=stored,
-        val_fraction=0.1,
-        test_fraction=0.1,
-    )
-    manifest = write_shards(shard_config, progress=False).manifest
+    manifest = synthetic_shards(folder, 3 * args.batch, stored)
     config = TrainConfig.resolve(
         "paper",
         shard_dir=str(folder / "shards"),

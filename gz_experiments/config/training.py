@@ -82,17 +82,19 @@ class TrainConfig(FitConfig):
             "epochs": 100,
             "patience": 10,
         },
-        # A few thousand real survey cutouts on a CPU (bench_real_gz2, bench_real_gz1): the
-        # central half of a 128-px shard (the galaxy; cutouts span several of its radii) at
-        # native scale, a lower rate and more patience for noisy validation losses.
+        # A few thousand real survey cutouts on a CPU (bench_real_gz2, bench_real_gz1): colour,
+        # the central 0.65 of a 128-px shard (the galaxy and its outskirts; cutouts span several
+        # of its radii) at 64 px, more patience for noisy validation losses. On Kaggle GZ2 this
+        # gave an RMSE ratio of 0.62 where grey, crop 0.5, rate 5e-4 and 60 epochs gave 0.73-0.75.
         "real": {
             "architecture": "small_cnn",
             "image_size": 64,
-            "crop_fraction": 0.5,
+            "crop_fraction": 0.65,
+            "greyscale": False,
             "batch_size": 32,
-            "epochs": 60,
+            "epochs": 100,
             "patience": 10,
-            "learning_rate": 5e-4,
+            "learning_rate": 1e-3,
         },
         "paper": {},
     }
