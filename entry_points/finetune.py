@@ -18,7 +18,7 @@ lineage as gz.parent_* tags. Any field below can be given as -P name=value.
 
 import tempfile
 
-from gz_experiments.cli import entry_point, parse_config
+from gz_experiments.cli import summary_main, with_run_id
 from gz_experiments.config import FinetuneConfig
 
 
@@ -55,13 +55,7 @@ def run(config: FinetuneConfig, *, callbacks=()):
     return result
 
 
-@entry_point
-def main(argv=None):
-    from gz_experiments.tracking.runs import last_run_id
-
-    result = run(parse_config(FinetuneConfig, argv, __doc__))
-    print(f"run {last_run_id()}: {result.summary()}")
-    return result
+main = summary_main(FinetuneConfig, run, __doc__, show=with_run_id)
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ $GZ_CACHE_DIR or ~/.cache/gz_experiments). With resume_run_id the run continues 
 checkpoint with its own config. Any field below can be given as -P name=value.
 """
 
-from gz_experiments.cli import entry_point, parse_config
+from gz_experiments.cli import summary_main, with_run_id
 from gz_experiments.config import TrainConfig
 
 
@@ -61,13 +61,7 @@ def train_trial(config: TrainConfig, report) -> float:
         keras.backend.clear_session()  # a long study would otherwise pile up every trial's graph
 
 
-@entry_point
-def main(argv=None):
-    from gz_experiments.tracking.runs import last_run_id
-
-    result = run(parse_config(TrainConfig, argv, __doc__))
-    print(f"run {last_run_id()}: {result.summary()}")
-    return result
+main = summary_main(TrainConfig, run, __doc__, show=with_run_id)
 
 
 if __name__ == "__main__":

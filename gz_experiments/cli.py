@@ -101,13 +101,29 @@ def entry_point(func: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
-def summary_main(config_cls: type[StepConfig], run: Callable[[Any], Any], doc: str | None):
-    """The main of a step whose result summarises itself on stderr (stdout stays for data)."""
+def summary_main(
+    config_cls: type[StepConfig],
+    run: Callable[[Any], Any],
+    doc: str | None,
+    show: Callable[[Any], str] | None = None,
+):
+    """The main of a step that prints a summary of its result: `show(result)` on stdout, or
+    the result's own summary on stderr (where stdout stays for data)."""
 
     @entry_point
     def main(argv: list[str] | None = None) -> Any:
         result = run(parse_config(config_cls, argv, doc))
-        print(result.summary(), file=sys.stderr)
+        if show is None:
+            print(result.summary(), file=sys.stderr)
+        else:
+            print(show(result))
         return result
 
     return main
+
+
+def with_run_id(result: Any) -> str:
+    """ "run <id>: <summary>" of the run a step just logged (what train and finetune print)."""
+    from gz_experiments.tracking.runs import last_run_id  # MLflow loads after quiet_libraries
+
+    return f"run {last_run_id()}: {result.summary()}"

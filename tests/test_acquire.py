@@ -25,7 +25,7 @@ from gz_experiments.serving.model import predict_frame
 from gz_experiments.tracking.models import signature_for
 
 from .conftest import shared_data
-from .tiny_models import REAL_IMAGES, save_tiny_model, tiny_spec
+from .tiny_models import REAL_IMAGES, linked_folder, real_images, save_tiny_model, tiny_spec
 
 SCHEMA = get_schema("gzd5")
 N_REAL = 12
@@ -44,10 +44,7 @@ def tiny(tmp_path_factory):
 @pytest.fixture(scope="module")
 def folder(tmp_path_factory):
     """12 real DECaLS PNGs (links) and one file that is not an image."""
-    pngs = sorted((shared_data(REAL_IMAGES) / "images").glob("*.png"))[:N_REAL]
-    folder = tmp_path_factory.mktemp("unlabelled")
-    for png in pngs:
-        (folder / png.name).symlink_to(png)
+    folder = linked_folder(tmp_path_factory.mktemp("unlabelled"), real_images(N_REAL))
     (folder / "broken.png").write_bytes(b"not a png")
     return folder
 

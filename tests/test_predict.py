@@ -19,8 +19,7 @@ from gz_experiments.prediction.tables import output_columns, summarise
 from gz_experiments.schema import get_schema
 from gz_experiments.serving.model import predict_frame
 
-from .conftest import shared_data
-from .tiny_models import REAL_IMAGES, save_tiny_model, tiny_spec
+from .tiny_models import linked_folder, real_images, save_tiny_model, tiny_spec
 
 SCHEMA = get_schema("gzd5")
 
@@ -37,7 +36,7 @@ def tiny(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def real_pngs():
-    return sorted((shared_data(REAL_IMAGES) / "images").glob("*.png"))
+    return real_images()
 
 
 def png_bytes(seed: int = 0, size: int = 40) -> bytes:
@@ -95,10 +94,8 @@ def test_head_and_full_modes_sample_different_dropout_masks(tiny):
 
 
 def test_folder_of_real_images_skips_a_corrupt_one_and_reports_it(tiny, real_pngs, tmp_path):
-    folder = tmp_path / "images"
-    (folder / "sub").mkdir(parents=True)
-    for png in real_pngs[:5]:
-        (folder / png.name).symlink_to(png)
+    folder = linked_folder(tmp_path / "images", real_pngs[:5])
+    (folder / "sub").mkdir()
     (folder / "sub" / "extra.png").symlink_to(real_pngs[5])
     (folder / "broken.png").write_bytes(b"not a png at all")
     (folder / ".DS_Store").write_bytes(b"hidden files are ignored")

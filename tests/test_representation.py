@@ -19,8 +19,7 @@ from gz_experiments.representation.embed import embed_to_file, read_features
 from gz_experiments.representation.run import run_embed, split_queries
 from gz_experiments.shards.writer import write_shards
 
-from .conftest import shared_data
-from .tiny_models import REAL_IMAGES, save_tiny_model, tiny_spec
+from .tiny_models import linked_folder, real_images, save_tiny_model, tiny_spec
 
 N_IMAGES = 30
 SPEC = tiny_spec(img_size=32, channels=3)
@@ -29,11 +28,7 @@ SPEC = tiny_spec(img_size=32, channels=3)
 @pytest.fixture(scope="module")
 def real_folder(tmp_path_factory):
     """A small folder of real DECaLS PNGs (links to ../shared/data, never copies)."""
-    images = sorted((shared_data(REAL_IMAGES) / "images").glob("*.png"))[:N_IMAGES]
-    folder = tmp_path_factory.mktemp("galaxies")
-    for image in images:
-        (folder / image.name).symlink_to(image)
-    return folder
+    return linked_folder(tmp_path_factory.mktemp("galaxies"), real_images(N_IMAGES))
 
 
 @pytest.fixture(scope="module")

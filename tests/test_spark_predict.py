@@ -15,7 +15,14 @@ from gz_experiments.config import PredictConfig, Sampling
 
 from .conftest import shared_data
 from .spark import local_spark
-from .tiny_models import REAL_IMAGES, log_training_run, save_tiny_model, tiny_spec
+from .tiny_models import (
+    REAL_IMAGES,
+    linked_folder,
+    log_training_run,
+    real_images,
+    save_tiny_model,
+    tiny_spec,
+)
 
 NAME = "gz-spark"
 
@@ -91,11 +98,9 @@ def test_a_folder_is_read_by_spark_with_the_local_ids(spark, champion, tmp_path)
     from gz_experiments.tracking.models import load_galaxy_model
     from gz_experiments.tracking.spark import spark_model
 
-    pngs = sorted((shared_data(REAL_IMAGES) / "images").glob("*.png"))[:12]
-    folder = tmp_path / "folder"
-    (folder / "sub").mkdir(parents=True)
-    for png in pngs[:11]:
-        (folder / png.name).symlink_to(png)
+    pngs = real_images(12)
+    folder = linked_folder(tmp_path / "folder", pngs[:11])
+    (folder / "sub").mkdir()
     (folder / "sub" / "extra.png").symlink_to(pngs[11])
     (folder / "broken.png").write_bytes(b"not an image")
     (folder / ".DS_Store").write_bytes(b"hidden files are ignored")

@@ -11,6 +11,21 @@ from gz_experiments.schema import get_schema
 REAL_IMAGES = "gzd5_real_128"
 
 
+def real_images(n: int | None = None) -> list[Path]:
+    """The first n real DECaLS PNGs of ../shared/data (the test is skipped when it is absent)."""
+    from .conftest import shared_data
+
+    return sorted((shared_data(REAL_IMAGES) / "images").glob("*.png"))[:n]
+
+
+def linked_folder(folder: Path, images: list[Path]) -> Path:
+    """`folder` holding links to `images` (real data is referred to, never copied)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for image in images:
+        (folder / image.name).symlink_to(image)
+    return folder
+
+
 def tiny_spec(img_size: int = 32, channels: int = 1, dropout: float = 0.5) -> ModelSpec:
     return ModelSpec(
         architecture="small_cnn",

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar
 
 from gz_experiments.config.base import StepConfig, setting
-from gz_experiments.config.inference import PredictConfig, SamplingFields
+from gz_experiments.config.inference import ModelInputFields, PredictConfig, SamplingFields
 
 # The same as gz_experiments.acquisition.KINDS (a test checks), repeated so that reading a config
 # does not import SciPy.
@@ -25,13 +25,10 @@ def same_setting(cls: type, name: str) -> Any:
 
 
 @dataclass(frozen=True)
-class AcquireConfig(SamplingFields, StepConfig):
+class AcquireConfig(ModelInputFields, SamplingFields, StepConfig):
     """Rank unlabelled galaxies by what volunteers' votes would teach the model; keep the top k."""
 
     STEP: ClassVar[str] = "acquire"
-    model_uri: str = setting("", "runs:/<id>/model, models:/<name>@<alias>, or a local folder")
-    input: str = setting("", "image folder, .csv/.parquet catalog with file_loc, or shard folder")
-    split: str = setting("", "shard folder split; empty = predict if present, else test")
     k: int = setting(100, "galaxies to choose (all of them if fewer)", ge=1, le=10_000_000)
     acquisition: str = setting(
         "bald", "bald, entropy (predictive), or random (the baseline)", choices=ACQUISITIONS
@@ -42,7 +39,6 @@ class AcquireConfig(SamplingFields, StepConfig):
     n_volunteers: int = same_setting(PredictConfig, "n_volunteers")
     output: str = setting("", "top-k table (.parquet or .csv); empty = only the run's artifact")
     grid_size: int = setting(16, "top galaxies shown in the PNG grid (0 = no grid)", ge=0, le=100)
-    max_image_pixels: int = setting(16_777_216, "refuse larger images (decompression bombs)", ge=1)
 
     PRESETS: ClassVar[dict[str, dict[str, Any]]] = {
         "debug": {"batch_size": 16},

@@ -10,6 +10,7 @@ from gz_experiments.config.base import StepConfig, setting
 from gz_experiments.errors import UserError
 from gz_experiments.images.fits.stretch import PRESETS as FITS_PRESETS
 from gz_experiments.images.fits.stretch import FitsSettings
+from gz_experiments.images.raster import DEFAULT_MAX_PIXELS
 
 MAX_IMAGE_SIDE = 2048  # stored images larger than this are a mistake, not a galaxy cutout
 ENCODINGS = ("raw", "png")
@@ -85,7 +86,7 @@ class ShardConfig(StepConfig):
         False, "accept non-integer vote counts (vote fractions x volunteers, e.g. Kaggle GZ2)"
     )
     max_image_pixels: int = setting(
-        16_777_216,
+        DEFAULT_MAX_PIXELS,
         "refuse images with more pixels (FITS: pixels x bands) than this (decompression bombs)",
         ge=1,
     )

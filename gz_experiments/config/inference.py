@@ -8,6 +8,7 @@ from dataclasses import dataclass, fields
 from typing import Any, ClassVar
 
 from gz_experiments.config.base import Settings, StepConfig, setting
+from gz_experiments.images.raster import DEFAULT_MAX_PIXELS
 
 MC_MODES = ("head", "full")
 MAX_SAMPLES = 100  # MC passes: beyond ~30 the fractions no longer change; 100 is generous
@@ -33,6 +34,19 @@ class SamplingFields:
 
 
 @dataclass(frozen=True)
+class ModelInputFields:
+    """What the steps that apply a model to images read (predict, acquire, embed): the model,
+    the images, and the one pixel limit shard / predict / serve share."""
+
+    model_uri: str = setting("", "runs:/<id>/model, models:/<name>@<alias>, or a local folder")
+    input: str = setting("", "image folder, .csv/.parquet catalog with file_loc, or shard folder")
+    split: str = setting("", "shard folder split; empty = predict if present, else test")
+    max_image_pixels: int = setting(
+        DEFAULT_MAX_PIXELS, "refuse larger images (decompression bombs)", ge=1
+    )
+
+
+@dataclass(frozen=True)
 class Sampling(SamplingFields, Settings):
     """The sampling settings on their own (request parameters of the served model)."""
 
@@ -40,12 +54,10 @@ class Sampling(SamplingFields, Settings):
 
 
 @dataclass(frozen=True)
-class PredictConfig(SamplingFields, StepConfig):
+class PredictConfig(ModelInputFields, SamplingFields, StepConfig):
     """MC-dropout predictions for a folder of images, a catalog or a shard folder."""
 
     STEP: ClassVar[str] = "predict"
-    model_uri: str = setting("", "runs:/<id>/model, models:/<name>@<alias>, or a local folder")
-    input: str = setting("", "image folder, .csv/.parquet catalog with file_loc, or shard folder")
     output: str = setting("", "table to write; empty = only the run's predictions artifact")
     output_format: str = setting(
         "", "parquet or csv; empty = by the output's suffix", choices=OUTPUT_FORMATS
@@ -57,8 +69,6 @@ class PredictConfig(SamplingFields, StepConfig):
     spark_conf: dict[str, str] = setting(
         help="engine=spark: Spark settings, e.g. spark.executor.memory=8g", default_factory=dict
     )
-    split: str = setting("", "shard folder split; empty = predict if present, else test")
-    max_image_pixels: int = setting(16_777_216, "refuse larger images (decompression bombs)", ge=1)
     # ~1 ms per galaxy at n_samples=5 on one core (a few % of an EfficientNetB0 pass on CPU).
     acquisition_columns: bool = setting(
         True, "add {question}_bald, {question}_predictive_entropy and acquisition_bald"

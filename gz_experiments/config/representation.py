@@ -7,21 +7,19 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from gz_experiments.config.base import StepConfig, setting
+from gz_experiments.config.inference import ModelInputFields
 
 ANOMALY_METHODS = ("knn", "isolation_forest", "none")
 MAX_BATCH = 4096
 
 
 @dataclass(frozen=True)
-class EmbedConfig(StepConfig):
+class EmbedConfig(ModelInputFields, StepConfig):
     """Encoder features (optionally PCA-reduced) of a folder, catalog or shard split, streamed to
     parquet; the nearest neighbours of chosen galaxies; a per-galaxy anomaly score."""
 
     STEP: ClassVar[str] = "embed"
-    model_uri: str = setting("", "runs:/<id>/model, models:/<name>@<alias>, or a local folder")
-    input: str = setting("", "image folder, .csv/.parquet catalog with file_loc, or shard folder")
     output: str = setting("", "parquet file to write; empty = only the run's embeddings artifact")
-    split: str = setting("", "shard folder split; empty = predict if present, else test")
     batch_size: int = setting(128, "galaxies per forward pass", ge=1, le=MAX_BATCH)
     pca_components: int = setting(
         0, "reduce the features to this many PCA components; 0 = keep them all", ge=0, le=4096
@@ -40,7 +38,6 @@ class EmbedConfig(StepConfig):
     anomaly_k: int = setting(10, "the neighbour whose distance is the knn anomaly score", ge=1)
     n_shown: int = setting(16, "most anomalous galaxies drawn in the logged grid", ge=0, le=100)
     seed: int = setting(0, "seed of the isolation forest", ge=0)
-    max_image_pixels: int = setting(16_777_216, "refuse larger images (decompression bombs)", ge=1)
 
     PRESETS: ClassVar[dict[str, dict[str, Any]]] = {
         "debug": {"batch_size": 16},

@@ -92,7 +92,12 @@ def decode_image(
 ) -> np.ndarray:
     """uint8 array (img_size, img_size, 1 if greyscale else 3): what a shard stores."""
     with _open(source, max_pixels) as image:
-        pixels = image.convert("RGB")
+        return stored_pixels(image.convert("RGB"), img_size, greyscale)
+
+
+def stored_pixels(rgb: Image.Image, img_size: int, greyscale: bool) -> np.ndarray:
+    """An RGB image as a shard stores it, whatever it was decoded from (PNG, JPEG, FITS)."""
+    pixels = rgb
     if greyscale:
         # Pillow's matrix conversion is exactly round(sum / 3) (a sum of three uint8 over 3 never
         # ends in .5). Averaging before the resize gives resize-then-average up to rounding

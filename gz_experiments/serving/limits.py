@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from gz_experiments.errors import UserError
+from gz_experiments.images.raster import DEFAULT_MAX_PIXELS
 from gz_experiments.prediction.inputs import FileAccess
 
 ENV_PREFIX = "GZ_SERVE_"
@@ -53,7 +54,7 @@ class ServeLimits:
     max_rows: int = 256
     max_image_bytes: int = 16 * 2**20
     max_request_bytes: int = 64 * 2**20
-    max_pixels: int = 4096 * 4096
+    max_pixels: int = DEFAULT_MAX_PIXELS
     concurrency: int = 2
 
     @classmethod

@@ -29,10 +29,8 @@ from PIL import Image
 from gz_experiments.images.fits.layout import Band, file_bands, plane_shape, select_bands
 from gz_experiments.images.fits.stretch import PRESETS, FitsSettings, FluxImage, fits_to_uint8
 from gz_experiments.images.formats import GZIP_MAGIC
-from gz_experiments.images.raster import GREY_MATRIX, ImageError, Source
+from gz_experiments.images.raster import DEFAULT_MAX_PIXELS, ImageError, Source, stored_pixels
 
-# 2**25 values = 128 MiB as float32: a 3-band 3300-px cutout fits, a decompression bomb does not.
-DEFAULT_MAX_PIXELS = 2**25
 # What astropy, gzip and zlib raise on a damaged file; our own ImageErrors pass through untouched.
 UNREADABLE = "unreadable FITS (not FITS, corrupt or truncated)"
 READ_ERRORS = (OSError, EOFError, ValueError, TypeError, KeyError, IndexError, zlib.error)
@@ -99,22 +97,8 @@ def decode_fits_counted(
         raise ImageError(
             source, f"{pixels.shape[-1]} bands make no RGB image; choose 1 or 3 with `bands`"
         )
-    return _as_decode_image(pixels, img_size, greyscale), max(flux.bad_pixels)
-
-
-def _as_decode_image(rgb: np.ndarray, img_size: int, greyscale: bool) -> np.ndarray:
-    """raster.decode_image's steps after its decode: plain-mean grey, then LANCZOS to img_size.
-
-    A copy of those few lines because raster keeps them inside decode_image; going through an
-    in-memory PNG instead would double the cost of a FITS. tests/test_fits.py compares the two.
-    """
-    image = Image.fromarray(rgb)  # (H, W, 3) uint8 -> RGB, as decode_image's convert("RGB")
-    if greyscale:
-        image = image.convert("L", matrix=GREY_MATRIX)
-    if image.size != (img_size, img_size):
-        image = image.resize((img_size, img_size), Image.Resampling.LANCZOS)
-    array = np.asarray(image, dtype=np.uint8)
-    return array[..., None] if greyscale else array
+    # (H, W, 3) uint8 -> RGB, then grey and resize exactly as for a PNG
+    return stored_pixels(Image.fromarray(pixels), img_size, greyscale), max(flux.bad_pixels)
 
 
 def _open_source(source: Source) -> tuple[Any, int | None]:
