@@ -47,7 +47,7 @@ lint: $(VENV)/.installed-dev
 	$(BIN)/ruff format --check gz_experiments entry_points tests benchmarks
 
 # One after another: each benchmark measures its own ratios side by side and needs the cores alone.
-BENCHMARKS := simulate shards train predict mc levers real_gz1 real_gz2 finetune active_learning vs_peer
+BENCHMARKS := simulate shards train predict mc levers real_gz1 real_gz2 finetune active_learning vs_peer neighbours
 bench: $(VENV)/.installed-dev
 	set -e; for name in $(BENCHMARKS); do \
 	  echo "== benchmarks.bench_$$name"; \

@@ -14,7 +14,7 @@ import pytest
 from gz_experiments.config import EmbedConfig, ShardConfig
 from gz_experiments.errors import UserError
 from gz_experiments.prediction.inputs import resolve_inputs
-from gz_experiments.representation.anomaly import anomaly_scores, anomaly_table
+from gz_experiments.representation.anomaly import anomaly_scores, anomaly_table, knn_scores
 from gz_experiments.representation.embed import embed_to_file, read_features
 from gz_experiments.representation.run import run_embed, split_queries
 from gz_experiments.shards.writer import write_shards
@@ -163,3 +163,16 @@ def test_anomaly_scores_rank_an_outlier_first():
     np.testing.assert_array_equal(again, anomaly_scores(features, "isolation_forest", seed=3))
     with pytest.raises(UserError, match="at least 2"):
         anomaly_scores(features[:1], "knn")
+
+
+def test_faiss_and_scikit_learn_give_the_same_knn_scores():
+    """The faster engine (faiss, the dev extra installs it) answers exactly as scikit-learn, twins
+    included (a duplicate galaxy is at distance 0 from its twin, not from itself)."""
+    pytest.importorskip("faiss", reason="faiss-cpu is the optional [faiss] extra")
+    rng = np.random.default_rng(1)
+    features = rng.normal(0, 1, (300, 8)).astype(np.float32)
+    features[7] = features[3]  # twins
+    for k in (1, 5, 299, 1000):  # 1000 is capped at N - 1
+        fast, exact = knn_scores(features, k, "faiss"), knn_scores(features, k, "sklearn")
+        np.testing.assert_allclose(fast, exact, rtol=1e-4, atol=1e-5)
+    assert knn_scores(features, 1, "faiss")[3] == pytest.approx(0, abs=1e-6)

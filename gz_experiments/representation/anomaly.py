@@ -5,8 +5,10 @@
 
 - ``knn``: the distance to the k-th nearest other galaxy. A galaxy in an empty region of the
   feature space is far from its k-th neighbour; k > 1 keeps a pair of twins from hiding each
-  other. Exact (scikit-learn `NearestNeighbors`), so the cost grows as N^2 d for large d: reduce
-  with PCA first for big sets.
+  other. Exact: faiss-cpu's flat index when it is installed (the `[faiss]` extra; 3.7-4x faster
+  than scikit-learn at 100,000 galaxies, benchmarks/bench_neighbours.py), else scikit-learn's
+  `NearestNeighbors`; the same distances either way. The cost grows as N^2 d: reduce with PCA
+  first for big sets.
 - ``isolation_forest``: minus scikit-learn's `IsolationForest.score_samples` (seeded): how easily
   random axis-aligned cuts isolate the galaxy; cheaper for large N, blind to rotations.
 """
@@ -21,14 +23,34 @@ from gz_experiments.errors import UserError
 ANOMALY_COLUMNS = ["id_str", "anomaly_score", "anomaly_rank"]
 
 
-def knn_scores(features: np.ndarray, k: int) -> np.ndarray:
-    """Distance of each galaxy to its k-th nearest other galaxy (k capped at N - 1)."""
+def knn_scores(features: np.ndarray, k: int, engine: str = "auto") -> np.ndarray:
+    """Distance of each galaxy to its k-th nearest other galaxy (k capped at N - 1).
+    `engine`: faiss, sklearn, or auto (faiss when installed)."""
+    k = min(k, len(features) - 1)
+    if engine == "faiss" or (engine == "auto" and faiss_installed()):
+        return _faiss_kth_distance(np.ascontiguousarray(features, dtype=np.float32), k)
     from sklearn.neighbors import NearestNeighbors
 
-    k = min(k, len(features) - 1)
     search = NearestNeighbors(n_neighbors=k).fit(features)
     distances, _ = search.kneighbors()  # no query: each galaxy's neighbours exclude itself
     return distances[:, -1]
+
+
+def faiss_installed() -> bool:
+    from importlib.util import find_spec
+
+    return find_spec("faiss") is not None
+
+
+def _faiss_kth_distance(values: np.ndarray, k: int) -> np.ndarray:
+    """faiss's exact L2 index: k + 1 neighbours, the first the galaxy itself (a twin at distance
+    0 may come first instead: the k-th distance is the same either way); faiss reports squares."""
+    import faiss
+
+    index = faiss.IndexFlatL2(values.shape[1])
+    index.add(values)
+    squared, _ = index.search(values, k + 1)
+    return np.sqrt(np.maximum(squared[:, -1], 0)).astype(np.float64)
 
 
 def isolation_scores(features: np.ndarray, seed: int) -> np.ndarray:
