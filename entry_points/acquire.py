@@ -1,10 +1,10 @@
-"""Choose which unlabelled galaxies volunteers should classify next (active learning), as an
+r"""Choose which unlabelled galaxies volunteers should classify next (active learning), as an
 MLflow run.
 
 Exact command (from the repo root, venv active):
 
     mlflow run . -e acquire --env-manager local -P model_uri=models:/gz-decals@champion \
-        -P input=../shared/data/gzd5_real_128 -P k=100 -P acquisition=bald
+        -P input=../shared/data/gzd5_real_128/images -P k=100 -P acquisition=bald
 
 or without MLflow Projects: python -m entry_points.acquire --model-uri ... --input ... --k 100.
 acquisition: bald (the expected information gain of the next n_volunteers votes per question,

@@ -1,4 +1,4 @@
-"""Galaxy representations, as an MLflow run: a model's encoder features for a folder, catalog or
+r"""Galaxy representations, as an MLflow run: a model's encoder features for a folder, catalog or
 shard split, written as parquet; the nearest neighbours of chosen galaxies; an anomaly score.
 
 Exact commands (from the repo root, venv active):

@@ -1,4 +1,4 @@
-"""Evaluate a model on a labelled shard split with the GZ DECaLS paper's protocol.
+r"""Evaluate a model on a labelled shard split with the GZ DECaLS paper's protocol.
 
 Exact command (from the repo root, venv active):
 

@@ -1,4 +1,4 @@
-"""Finetune a trained Galaxy Zoo model on a new tree and new shards, as an MLflow run.
+r"""Finetune a trained Galaxy Zoo model on a new tree and new shards, as an MLflow run.
 
 Exact commands (inside the venv):
 

@@ -1,4 +1,4 @@
-"""Turn public Galaxy Zoo release files into the project's standard catalog, as an MLflow run.
+r"""Turn public Galaxy Zoo release files into the project's standard catalog, as an MLflow run.
 
 Exact commands (from the repo root, venv active):
 

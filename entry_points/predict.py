@@ -1,12 +1,12 @@
-"""Predict Galaxy Zoo vote fractions with MC dropout, as an MLflow run.
+r"""Predict Galaxy Zoo vote fractions with MC dropout, as an MLflow run.
 
 Exact command (from the repo root, venv active):
 
     mlflow run . -e predict --env-manager local -P model_uri=models:/gz-decals@champion \
-        -P input=../shared/data/gzd5_real_128 -P output=predictions.parquet
+        -P input=../shared/data/gzd5_real_128/images -P output=predictions.parquet
 
 model_uri: models:/<name>@<alias>, models:/<name>/<version>, runs:/<run_id>/model, or a local
-model folder. input: a folder of png/jpg images, a .csv/.parquet catalog with file_loc (and
+model folder. input: a folder of images (png, jpg, FITS), a .csv/.parquet catalog with file_loc (and
 id_str), or a shard folder (manifest.json). The run logs predictions.parquet (or .csv) and
 skipped.csv (galaxies whose image could not be read); output columns are documented in
 gz_experiments/prediction/tables.py. mc_mode=head (default) runs the encoder once and the

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import functools
 import os
+import signal
 import sys
 from collections.abc import Callable
 from dataclasses import MISSING, fields
@@ -127,3 +128,32 @@ def with_run_id(result: Any) -> str:
     from gz_experiments.tracking.runs import last_run_id  # MLflow loads after quiet_libraries
 
     return f"run {last_run_id()}: {result.summary()}"
+
+
+def ui_main(argv: list[str]) -> None:
+    """`gz ui [--host H] [--port P]`: the MLflow UI on the project's store, opened on the
+    project's experiment in the Model training view; an HTTP tracking server already is the UI."""
+    parser = argparse.ArgumentParser(prog="gz ui", description=ui_main.__doc__)
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", 5000)))
+    args = parser.parse_args(argv)
+    from gz_experiments.tracking import ui
+
+    store = ui.store_uri()
+    if store.startswith(("http://", "https://")):
+        print(f"the tracking server {store} is the UI: open {ui.experiment_url(store, store)}")
+        return
+    base = f"http://{args.host}:{args.port}"
+    print(f"starting the MLflow UI on {store} ...", flush=True)
+    # A SIGTERM (a service manager, a test) stops the UI too, through the `finally` below.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    process = ui.start_ui(store, args.host, args.port)
+    try:
+        if ui.wait_until_ready(process, base):
+            print(f"MLflow UI ready: open {ui.experiment_url(base, store)}  (Ctrl-C stops it)",
+                  flush=True)  # fmt: skip
+        sys.exit(process.wait())
+    except KeyboardInterrupt:
+        print("stopping the MLflow UI", file=sys.stderr)
+    finally:
+        ui.stop(process)

@@ -16,9 +16,10 @@ from dataclasses import fields
 from gz_experiments.config import STEP_CONFIGS, StepConfig
 from gz_experiments.config.base import base_type, field_types
 
-# The preset each entry point runs with when none is given: `main` is the demo (cpu), register
-# has no preset-dependent fields (cpu avoids probing for a GPU), shard writes the paper's size.
-DEFAULT_PRESETS = {"main": "cpu", "register": "cpu", "shard": "paper"}
+# The preset each entry point runs with when none is given: `auto` (paper with a GPU, cpu
+# without), as for `gz` and `python -m`; `main` is the demo (cpu), and register has no
+# preset-dependent fields (cpu avoids probing for a GPU).
+DEFAULT_PRESETS = {"main": "cpu", "register": "cpu"}
 REQUIRED = {
     "predict": ("model_uri", "input"),
     "evaluate": ("model_uri", "shard_dir"),

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sys
 from pathlib import Path
 
 from gz_experiments.config import ShardConfig
@@ -34,11 +35,19 @@ def default_shard_config(preset: str, catalog: str | Path, **overrides) -> Shard
 
 def default_shards(preset: str, schema: str, greyscale: bool) -> Path:
     """Simulate (once) and shard (once) the preset's default dataset; the shard folder."""
+    from gz_experiments.config import SimulateConfig
+    from gz_experiments.shards.manifest import MANIFEST_NAME
     from gz_experiments.shards.writer import write_shards
     from gz_experiments.simulate import default_dataset
+    from gz_experiments.simulate.dataset import CATALOG, dataset_dir
 
-    config = default_shard_config(
-        preset, default_dataset(preset), schema=schema, greyscale=greyscale
-    )
+    simulation = SimulateConfig.resolve(preset)
+    catalog = dataset_dir(simulation) / CATALOG
+    config = default_shard_config(preset, catalog, schema=schema, greyscale=greyscale)
+    if not (Path(config.shard_dir) / MANIFEST_NAME).is_file():  # else minutes of silence
+        print(f"first use of the {preset} preset's default dataset: simulating "
+              f"{simulation.n_galaxies} galaxies and sharding them into {config.shard_dir} "
+              f"(once; later runs reuse them)", file=sys.stderr, flush=True)  # fmt: skip
+    default_dataset(preset)
     write_shards(config).check()
     return Path(config.shard_dir)

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from gz_experiments.acquisition.plots import learning_curves
+from gz_experiments.tracking.experiment import describe_outcome
 from gz_experiments.tracking.runs import (
     log_figure,
     log_file,
@@ -56,6 +57,7 @@ def log_acquire(result: AcquireResult) -> None:
             "questions": ",".join(result.questions),
         }
     )
+    describe_outcome(result.summary())
 
 
 # ---- the closed loop ------------------------------------------------------------------------

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from gz_experiments.tracking.experiment import describe_outcome
 from gz_experiments.tracking.runs import log_figure, log_file, log_file_as, log_metrics, set_tags
 
 if TYPE_CHECKING:  # result types only: tracking never runs a step
@@ -46,3 +47,4 @@ def log_embed(result: EmbedResult) -> None:
             "architecture": result.spec.architecture,
         }
     )
+    describe_outcome(result.summary())

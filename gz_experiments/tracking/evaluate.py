@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 from gz_experiments.evaluation.plots import figures, markdown_table, summary_table
 from gz_experiments.tracking.datasets import log_shard_split
+from gz_experiments.tracking.experiment import describe_outcome
 from gz_experiments.tracking.runs import log_figure, log_metrics, log_text, set_tags
 
 if TYPE_CHECKING:  # result types only: tracking never runs a step
@@ -37,4 +38,5 @@ def log_evaluate(result: EvaluateResult) -> dict[str, float]:
     log_text(table.to_csv(float_format="%.6g"), f"{folder}/metrics.csv")
     log_text(markdown_table(table), f"{folder}/metrics.md")
     log_text(evaluation.table().to_csv(float_format="%.6g"), f"{folder}/all_metrics.csv")
+    describe_outcome(result.summary())
     return metrics

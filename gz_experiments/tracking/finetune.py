@@ -35,6 +35,7 @@ from mlflow.tracking import MlflowClient
 from gz_experiments.config import FinetuneConfig
 from gz_experiments.errors import UserError
 from gz_experiments.model_spec import ModelSpec
+from gz_experiments.tracking.experiment import describe_outcome
 from gz_experiments.tracking.runs import TAG_PREFIX, log_json, log_metrics, set_tags, step_run
 from gz_experiments.tracking.train import (
     TrainTracker,
@@ -175,3 +176,4 @@ def log_finetune(result: FinetuneResult) -> None:
     )
     log_json([asdict(b) for b in result.blocks], "finetune/blocks.json")
     log_json(result.parent_spec.to_dict(), "finetune/parent_model_spec.json")
+    describe_outcome(result.summary())

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 import pandas as pd
 
 from gz_experiments.tracking.datasets import log_catalog
+from gz_experiments.tracking.experiment import describe_outcome
 from gz_experiments.tracking.runs import log_file, log_metrics, set_tags
 
 if TYPE_CHECKING:  # result types only: tracking never runs a step
@@ -50,4 +51,8 @@ def log_ingest(result: IngestResult) -> None:
         result.catalog_sha256,
         context="ingest",
         name=Path(result.out_dir).name,
+    )
+    describe_outcome(
+        f"{result.rows_read} rows read = {result.rows_written} written + "
+        f"{result.rows_rejected} rejected; {result.n_galaxies} galaxies in {result.catalog}"
     )

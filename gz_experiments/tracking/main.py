@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 import pandas as pd
 
 from gz_experiments.evaluation.plots import markdown_table
+from gz_experiments.tracking.experiment import describe_outcome
 from gz_experiments.tracking.runs import download_artifact, log_metrics, log_text, set_tags
 
 if TYPE_CHECKING:  # result types only: tracking never runs a step
@@ -31,3 +32,7 @@ def log_main(result: PipelineResult, summary: str) -> None:
     set_tags({"model_uri": result.model_uri, "registered_model": result.registered_uri})
     log_metrics(result.headline_metrics())
     log_text(summary, "summary.txt")
+    describe_outcome(
+        "Headline metrics (test split): "
+        + "; ".join(f"{k} {v:.4f}" for k, v in result.headline.items())
+    )

@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING
 
 import mlflow
 
+from gz_experiments.tracking.experiment import describe_outcome
 from gz_experiments.tracking.runs import log_file, log_file_as, log_metrics, set_tags
 
 if TYPE_CHECKING:  # result types only: tracking never runs a step
@@ -37,3 +38,4 @@ def log_predict(result: PredictResult) -> None:
             "schema": result.spec.schema.name,
         }
     )
+    describe_outcome(result.summary())

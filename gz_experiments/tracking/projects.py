@@ -103,8 +103,8 @@ class ProjectRunner:
 
 
 def ui_command() -> str:
-    """The `mlflow ui` command that shows this tracking store."""
+    """The command that shows this tracking store in the MLflow UI, on the project's experiment."""
     uri = mlflow.get_tracking_uri()
     if uri.startswith(("http://", "https://")):
         return f"open {uri}"
-    return f"mlflow ui --backend-store-uri {uri}"
+    return f"MLFLOW_TRACKING_URI={uri} gz ui"

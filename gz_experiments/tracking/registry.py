@@ -24,6 +24,7 @@ from mlflow.tracking import MlflowClient
 
 from gz_experiments.config import RegisterConfig
 from gz_experiments.errors import UserError
+from gz_experiments.tracking.experiment import describe_outcome, describe_version
 from gz_experiments.tracking.runs import TAG_PREFIX, set_tags
 
 MODEL_NAME = "model"  # the name train logs its model under (runs:/<id>/model)
@@ -92,6 +93,11 @@ def log_register(result: Registration) -> None:
             "source_run_id": result.run_id,
             "alias_moved": result.alias_moved,
         }
+    )
+    describe_outcome(
+        f"Version {result.version} of {result.name} (from run {result.run_id}, best_val_loss "
+        f"{result.val_loss:.4f}); alias {result.alias!r} "
+        f"{'moved to it' if result.alias_moved else 'not moved'}: {result.reason}"
     )
 
 
@@ -182,6 +188,7 @@ def _tag_version(client: MlflowClient, name: str, version: str, run: Run, loss: 
             tags[key] = value
     for key, value in tags.items():
         client.set_model_version_tag(name, version, f"{TAG_PREFIX}{key}", value)
+    describe_version(name, version, run.info.run_id, run.data.tags, loss)
 
 
 def _alias_holder(client: MlflowClient, name: str, alias: str):

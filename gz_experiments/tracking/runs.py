@@ -25,6 +25,7 @@ from gz_experiments.config import StepConfig
 from gz_experiments.errors import UserError
 from gz_experiments.tracking.code_version import TAG as CODE_VERSION_TAG
 from gz_experiments.tracking.code_version import code_version
+from gz_experiments.tracking.experiment import describe_run, use_project_experiment
 
 TAG_PREFIX = "gz."
 MAX_PARAMS_PER_BATCH = 100  # MLflow's limit for one log_params call
@@ -112,6 +113,7 @@ def step_run(
     and `gz.code_version`. `system_metrics` samples CPU and memory (GPU when present).
     """
     check_tracking_server()
+    use_project_experiment()
     step = config.STEP
     active = mlflow.active_run()
     reuse = active is not None and run_id is None and not nested
@@ -129,6 +131,7 @@ def step_run(
             # The run `mlflow run` opened has a random name; the UI should say which step it is.
             MlflowClient().update_run(run.info.run_id, name=step)
         log_params_once(config.flatten())
+        describe_run(config)
         all_tags = {"step": step, "preset": config.preset, "git_commit": git_commit()}
         all_tags.update(tags or {})
         set_tags(all_tags)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from gz_experiments.tracking.datasets import log_shard_split
+from gz_experiments.tracking.experiment import describe_outcome
 from gz_experiments.tracking.runs import log_file, log_metrics, set_tags
 
 if TYPE_CHECKING:  # result types only: tracking never runs a step
@@ -34,3 +35,8 @@ def log_shard(result: ShardResult) -> None:
     log_file(manifest.rejected_path, "shards")
     for split in manifest.split_names:
         log_shard_split(manifest, split, context=f"shard/{split}")
+    describe_outcome(
+        f"{manifest.counts['written']} galaxies written ("
+        + ", ".join(f"{s} {manifest.n_galaxies(s)}" for s in manifest.split_names)
+        + f"), {manifest.counts['rejected']} rejected, into {manifest.shard_dir}"
+    )

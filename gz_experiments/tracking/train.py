@@ -42,6 +42,7 @@ from gz_experiments.config import TrainConfig
 from gz_experiments.errors import UserError
 from gz_experiments.shards.manifest import Manifest
 from gz_experiments.tracking.datasets import log_shard_split
+from gz_experiments.tracking.experiment import describe_outcome
 from gz_experiments.tracking.models import log_galaxy_model
 from gz_experiments.tracking.runs import (
     active_run_id,
@@ -294,3 +295,4 @@ def log_train(result: TrainResult) -> None:
             "best_epoch": f.best_epoch,
         },
     )
+    describe_outcome(result.summary())

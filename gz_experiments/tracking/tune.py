@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 import mlflow
 from mlflow.tracking import MlflowClient
 
+from gz_experiments.tracking.experiment import describe_outcome
 from gz_experiments.tracking.runs import TAG_PREFIX, log_json, log_params_once, log_text
 
 if TYPE_CHECKING:  # result types only: tracking never runs a step
@@ -102,6 +103,12 @@ def log_tune(result: TuneResult) -> None:
             }
         )
         log_params_once({f"best.{k}": str(v) for k, v in best["params"].items()})
+        describe_outcome(
+            f"Best value {best['value']:.4f} at trial {best['number']} with "
+            + ", ".join(f"{k}={v}" for k, v in best["params"].items())
+            + "; trials: "
+            + ", ".join(f"{n} {state.lower()}" for state, n in summary["counts"].items())
+        )
     log_json(summary, "study/summary.json")
     for name, figure in figures.items():
         mlflow.log_figure(figure, f"study/{name}.png")

@@ -37,10 +37,13 @@ class TrainResult:
 
     def summary(self) -> str:
         f = self.fit
-        return (
+        text = (
             f"best val loss {f.best_val_loss:.4f} at epoch {f.best_epoch} of {f.epochs_run} "
             f"(baseline {self.baseline_val_loss:.4f})"
         )
+        if self.config.preset == "debug" and f.best_val_loss >= self.baseline_val_loss:
+            text += "; the debug preset only checks the plumbing: losing to the baseline is expected"
+        return text
 
 
 def training_data(config: TrainConfig) -> Manifest:
