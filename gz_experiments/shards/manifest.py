@@ -185,7 +185,12 @@ def read_manifest(shard_dir: str | Path) -> Manifest | None:
 
 
 def load_manifest(shard_dir: str | Path) -> Manifest:
-    """The complete manifest of a shard folder (or of the manifest.json path itself)."""
+    """The complete manifest of a shard folder (or of the manifest.json path itself); a folder
+    on object storage (s3://, gs://...) is read from its verified local copy (`storage`)."""
+    from gz_experiments.storage import is_remote, local_shards  # storage reads manifests
+
+    if is_remote(shard_dir):
+        shard_dir = local_shards(str(shard_dir))
     shard_dir = Path(shard_dir)
     if shard_dir.name == MANIFEST_NAME:
         shard_dir = shard_dir.parent
