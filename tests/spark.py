@@ -17,7 +17,7 @@ import sys
 import time
 import urllib.request
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import pytest
@@ -96,28 +96,29 @@ def standalone_cluster(work_dir: Path, timeout: float = 90) -> Iterator[str]:
         "org.apache.spark.deploy.worker.Worker", master, "--host", "127.0.0.1", "--cores", "1",
         "--memory", "1g", "--webui-port", str(free_port()), "--work-dir", str(work_dir),
     ]  # fmt: skip
-    logs = [open(work_dir / f"{name}.log", "wb") for name in ("master", "worker")]  # noqa: SIM115
     processes: list[subprocess.Popen] = []
-    try:
-        for daemon, log in zip(daemons, logs, strict=True):
-            processes.append(
-                subprocess.Popen([spark_class, *daemon], stdout=log, stderr=log, env=node_env())
-            )
-        _wait_for_worker(ui_port, processes, timeout)
-        yield master
-    finally:
-        for process in processes:
-            process.terminate()
-        for process in processes:
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-        for log in logs:
-            log.close()
+    with ExitStack() as logs:
+        try:
+            for daemon in daemons:
+                log = logs.enter_context(
+                    (work_dir / f"{daemon[0].rsplit('.', 1)[1]}.log").open("wb")
+                )
+                command = [spark_class, *daemon]
+                processes.append(subprocess.Popen(command, stdout=log, stderr=log, env=node_env()))
+            _wait_for_worker(ui_port, processes, work_dir, timeout)
+            yield master
+        finally:
+            for process in processes:
+                process.terminate()
+            for process in processes:
+                try:
+                    process.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    process.kill()
 
 
 def node_env() -> dict[str, str]:
+    """This environment as a node's daemon would have it: no venv on PATH, SPARK_HOME set."""
     venv_bin = str(Path(sys.executable).parent)
     path = [p for p in os.environ.get("PATH", "").split(os.pathsep) if p != venv_bin]
     env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "PYSPARK_PYTHON")}
@@ -127,12 +128,12 @@ def node_env() -> dict[str, str]:
     return {**env, "PATH": os.pathsep.join(path), "SPARK_HOME": str(Path(pyspark.__file__).parent)}
 
 
-def _wait_for_worker(ui_port: int, processes: list[subprocess.Popen], timeout: float) -> None:
+def _wait_for_worker(ui_port: int, processes: list[subprocess.Popen], logs: Path, timeout: float):
     """Until the master's status page (JSON) lists an ALIVE worker."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if any(p.poll() is not None for p in processes):
-            pytest.fail("a Spark daemon exited at start: see master.log / worker.log")
+            pytest.fail(f"a Spark daemon exited at start: see Master.log / Worker.log in {logs}")
         try:
             with urllib.request.urlopen(f"http://127.0.0.1:{ui_port}/json/", timeout=5) as page:
                 workers = json.load(page).get("workers", [])

@@ -109,3 +109,20 @@ def test_a_store_without_its_driver_names_the_extra_to_install():
     expected = r"reading gs:// needs its fsspec driver: pip install 'gz-experiments\[gcs\]'"
     with pytest.raises(UserError, match=expected):
         load_manifest("gs://bucket/shards")
+
+
+@pytest.mark.e2e
+def test_train_reads_its_shards_from_s3_and_logs_their_hash(uploaded, tracking):
+    from mlflow.tracking import MlflowClient
+
+    from entry_points.train import run as run_training
+    from gz_experiments.config import TrainConfig
+
+    local, url = uploaded
+    config = TrainConfig.resolve("debug", shard_dir=url, schema="gz1", epochs=1, batch_size=8,
+                                 image_size=16, verbose=0)  # fmt: skip
+    run_training(config)
+    (run,) = MlflowClient().search_runs([mlflow.get_experiment_by_name("test").experiment_id])
+    assert run.info.status == "FINISHED"
+    assert run.data.tags["gz.data_manifest_sha256"] == local.sha256
+    assert run.data.params["train.shard_dir"] == url
