@@ -13,7 +13,8 @@ for Google Cloud Storage. Credentials and endpoints are the stores' own (AWS_* v
 
 The cache key is the URL plus the manifest's bytes: a re-sharded folder at the same URL gets a
 new copy. A file is moved into place only after its hash matched, so an interrupted copy resumes
-with the files it lacks; manifest.json is written last, so a half-copied folder is never read.
+with the files it lacks, and processes copying at once do not clash; manifest.json is written
+last, so a half-copied folder is never read.
 Cache root: $GZ_CACHE_DIR, else ~/.cache/gz_experiments (as the simulated datasets).
 """
 
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 from pathlib import Path
 
@@ -95,7 +97,7 @@ def _listed_files(data: dict, url: str) -> list[tuple[str, str | None]]:
 
 
 def _fetch(fs, path: str, target: Path, sha256: str | None, url: str) -> None:
-    partial = target.with_name(target.name + ".partial")
+    partial = _partial(target)
     try:
         fs.get_file(path, str(partial))
     except FileNotFoundError:
@@ -110,9 +112,16 @@ def _fetch(fs, path: str, target: Path, sha256: str | None, url: str) -> None:
 
 
 def _write_atomically(path: Path, data: bytes) -> None:
-    partial = path.with_name(path.name + ".partial")
+    partial = _partial(path)
     partial.write_bytes(data)
     partial.replace(path)
+
+
+def _partial(target: Path) -> Path:
+    """A name of this process's own beside `target`: workers started together on one machine
+    (tune's n_workers, several training workers) copy the same folder at once, and each file
+    lands by an atomic rename of identical, verified bytes."""
+    return target.with_name(f"{target.name}.{os.getpid()}.partial")
 
 
 def _one_line(exc: Exception) -> str:

@@ -4,6 +4,9 @@ server (an emulator started here as a real process on loopback, not AWS; see obj
 from __future__ import annotations
 
 import importlib.util
+import subprocess
+import sys
+from pathlib import Path
 
 import boto3
 import mlflow
@@ -69,6 +72,17 @@ def test_a_shard_folder_on_s3_reads_as_its_local_original(uploaded, s3, tmp_path
     # The copy is read from the cache from then on: the store is asked for the manifest only.
     s3.delete_object(Bucket=BUCKET, Key=f"shards/{local.files('train')[0].name}")
     assert load_manifest(url).shard_dir == remote.shard_dir
+
+
+def test_processes_copying_the_same_folder_at_once_get_one_verified_copy(uploaded):
+    _, url = uploaded
+    command = [sys.executable, "-c", f"from gz_experiments.storage import local_shards as l; print(l({url!r}))"]  # fmt: skip
+    workers = [subprocess.Popen(command, stdout=subprocess.PIPE, text=True) for _ in range(3)]
+    folders = {w.communicate(timeout=120)[0].strip() for w in workers}
+    assert [w.returncode for w in workers] == [0, 0, 0]
+    (folder,) = folders
+    assert load_manifest(url).shard_dir == Path(folder)
+    assert not list(Path(folder).glob("*.partial"))
 
 
 def test_an_altered_or_partial_upload_is_refused_in_one_line(uploaded, s3):
