@@ -4,6 +4,7 @@ server (an emulator started here as a real process on loopback, not AWS; see obj
 from __future__ import annotations
 
 import importlib.util
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -139,4 +140,6 @@ def test_train_reads_its_shards_from_s3_and_logs_their_hash(uploaded, tracking):
     (run,) = MlflowClient().search_runs([mlflow.get_experiment_by_name("test").experiment_id])
     assert run.info.status == "FINISHED"
     assert run.data.tags["gz.data_manifest_sha256"] == local.sha256
-    assert run.data.params["train.shard_dir"] == url
+    assert run.data.params["train.shard_dir"] == run.data.tags["gz.shard_dir"] == url
+    sources = [json.loads(i.dataset.source)["uri"] for i in run.inputs.dataset_inputs]
+    assert sources == [url, url]  # the store's URL, not the local copy's
