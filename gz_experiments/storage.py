@@ -51,7 +51,7 @@ def local_shards(url: str) -> Path:
     if (local / MANIFEST_NAME).is_file():
         return local
     local.mkdir(parents=True, exist_ok=True)
-    for name, sha256 in _listed_files(json.loads(manifest_bytes), url):
+    for name, sha256 in _listed_files(manifest_bytes, url):
         if not (local / name).is_file():
             _fetch(fs, f"{root}/{name}", local / name, sha256, url)
     if fs.exists(f"{root}/{REJECTED_NAME}") and not (local / REJECTED_NAME).is_file():
@@ -86,13 +86,13 @@ def _read(fs, path: str, url: str) -> bytes:
         raise UserError(f"{url}: cannot read {MANIFEST_NAME}: {_one_line(exc)}") from None
 
 
-def _listed_files(data: dict, url: str) -> list[tuple[str, str | None]]:
+def _listed_files(manifest_bytes: bytes, url: str) -> list[tuple[str, str | None]]:
     """(name, sha256 or None) of every file a manifest names: TFRecords and split catalogs."""
     try:
-        splits = data["splits"].values()
+        splits = json.loads(manifest_bytes)["splits"].values()
         files = [(f["name"], f["sha256"]) for split in splits for f in split["files"]]
         return files + [(split["catalog"], None) for split in splits]
-    except (KeyError, TypeError, AttributeError):
+    except (ValueError, KeyError, TypeError, AttributeError):  # ValueError: not JSON
         raise UserError(f"{url}/{MANIFEST_NAME}: not a shard manifest; re-shard") from None
 
 

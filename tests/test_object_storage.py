@@ -97,6 +97,9 @@ def test_an_altered_or_partial_upload_is_refused_in_one_line(uploaded, s3):
         load_manifest(url)
     with pytest.raises(UserError, match="no manifest.json there; upload the whole shard folder"):
         load_manifest(f"s3://{BUCKET}/elsewhere")
+    s3.put_object(Bucket=BUCKET, Key="torn/manifest.json", Body=b'{"splits": {"tr')
+    with pytest.raises(UserError, match="torn/manifest.json: not a shard manifest"):
+        load_manifest(f"s3://{BUCKET}/torn")
 
 
 def test_mlflow_logs_and_loads_a_model_with_artifacts_on_s3(s3, tracking, tmp_path):

@@ -8,7 +8,7 @@ Python without pandas or this package and the job dies deep in a task. So:
 - Started without spark-submit and without `PYSPARK_PYTHON`: the executors run this
   interpreter (`sys.executable`) — right for a cluster whose nodes share the install path (a
   standalone cluster on one machine, an image or a mount with the same venv), said on stderr.
-- On any non-local master, one one-row job first asks the executors' Python whether it finds
+- On any non-local master, a one-row job first asks the executors' Python whether it finds
   what the model's UDF imports; if it cannot start or lacks a package, one line says what to set.
 """
 
