@@ -85,11 +85,8 @@ def running_postgres(database: str = "gz_test") -> Iterator[str]:
 
 def create_database(url: str, name: str) -> str:
     """Another database on the same server (e.g. one for MLflow, one for Optuna)."""
-    import psycopg2
+    import psycopg
 
-    connection = psycopg2.connect(url)
-    connection.autocommit = True
-    with connection.cursor() as cursor:
-        cursor.execute(f'CREATE DATABASE "{name}"')
-    connection.close()
+    with psycopg.connect(url, autocommit=True) as connection:
+        connection.execute(f'CREATE DATABASE "{name}"')
     return url.rsplit("/", 1)[0] + f"/{name}"

@@ -13,7 +13,6 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from gz_experiments.tuning.search import RUN_ID_ATTR
-from gz_experiments.tuning.storage import with_installed_driver
 
 from .postgres import create_database, running_postgres
 
@@ -43,7 +42,7 @@ def worker_env(tracking_uri: str, experiment_id: str) -> dict[str, str]:
 @pytest.mark.e2e
 def test_workers_share_one_study_on_postgres(postgres_url, tmp_path, monkeypatch):
     # MLflow on PostgreSQL too: the multi-machine setup, and no SQLite lock between writers.
-    tracking_uri = with_installed_driver(create_database(postgres_url, "mlflow"))
+    tracking_uri = create_database(postgres_url, "mlflow")  # plain postgresql://: psycopg 3
     monkeypatch.setenv("MLFLOW_TRACKING_URI", tracking_uri)
     mlflow.set_tracking_uri(tracking_uri)
     experiment_id = mlflow.create_experiment("tune", artifact_location=str(tmp_path / "art"))
@@ -62,7 +61,7 @@ def test_workers_share_one_study_on_postgres(postgres_url, tmp_path, monkeypatch
     for process, output in zip(processes, outputs, strict=True):
         assert process.returncode == 0, output[-3000:]
 
-    study = optuna.load_study(study_name="shared", storage=with_installed_driver(postgres_url))
+    study = optuna.load_study(study_name="shared", storage=postgres_url)
     trials = study.get_trials()
     assert sorted(t.number for t in trials) == list(range(6))
     assert all(t.state.is_finished() and t.state.name != "FAIL" for t in trials)

@@ -18,10 +18,8 @@ from .spark import local_spark
 from .tiny_models import (
     REAL_IMAGES,
     linked_folder,
-    log_training_run,
     real_images,
-    save_tiny_model,
-    tiny_spec,
+    register_tiny_champion,
 )
 
 NAME = "gz-spark"
@@ -35,10 +33,7 @@ def spark():
 
 @pytest.fixture
 def champion(tracking, tmp_path):
-    run_id = log_training_run(save_tiny_model(tmp_path / "m.keras", tiny_spec()), tiny_spec(), 1.0)
-    version = mlflow.register_model(f"runs:/{run_id}/model", NAME)
-    MlflowClient().set_registered_model_alias(NAME, "champion", version.version)
-    return f"models:/{NAME}@champion"
+    return register_tiny_champion(tmp_path, NAME)
 
 
 def real_catalog(folder):

@@ -59,3 +59,14 @@ def log_training_run(keras_path: Path, spec: ModelSpec, val_loss: float, *,
         if fail:
             mlflow.end_run("FAILED")
     return run.info.run_id
+
+
+def register_tiny_champion(folder: Path, name: str) -> str:
+    """A tiny model logged as a training run, registered as `name` with the champion alias."""
+    import mlflow
+    from mlflow.tracking import MlflowClient
+
+    run_id = log_training_run(save_tiny_model(folder / "m.keras", tiny_spec()), tiny_spec(), 1.0)
+    version = mlflow.register_model(f"runs:/{run_id}/model", name)
+    MlflowClient().set_registered_model_alias(name, "champion", version.version)
+    return f"models:/{name}@champion"

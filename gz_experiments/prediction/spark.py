@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING
 
 from gz_experiments.config import PredictConfig, Sampling
 from gz_experiments.model_spec import ModelSpec
+from gz_experiments.prediction.spark_cluster import check_executors, choose_executor_python
 from gz_experiments.prediction.spark_inputs import (
     ID_COL,
     ORDER,
@@ -68,11 +69,10 @@ def start_session(master: str, conf: dict[str, str] | None = None):
     builder = pyspark().sql.SparkSession.builder.appName(APP_NAME)
     if "PYSPARK_GATEWAY_PORT" not in os.environ:  # set when spark-submit launched us
         builder = builder.master(master)
+        choose_executor_python(master)
         if master.startswith("local"):
             # Before the JVM starts: else Spark binds to the first network interface's address.
             os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
-            # The Python workers: this interpreter (its packages), unless the user chose one.
-            os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
             conf = {**local_settings(), **(conf or {})}
     for key, value in (conf or {}).items():
         builder = builder.config(key, value)
@@ -123,6 +123,7 @@ def predict_spark(
 
     from gz_experiments.prediction.run import PredictionReport
 
+    check_executors(spark)
     rows, given, n_inputs = input_rows(spark, str(source))
     columns = output_columns(spec.schema, sampling.n_samples, acquisition=acquisition)
     params = {name: getattr(sampling, name) for name in REQUEST_DEFAULTS}

@@ -26,6 +26,7 @@ from gz_experiments.errors import UserError
 from gz_experiments.images.formats import IMAGE_SUFFIXES
 from gz_experiments.prediction.inputs import CATALOG_SUFFIXES, IMAGE_COL
 from gz_experiments.shards.manifest import MANIFEST_NAME
+from gz_experiments.storage import is_remote
 
 ORDER, SOURCE = "_order", "_source"
 PARTITION_ROWS = 2048  # catalog rows per Spark task (and at least one task per core)
@@ -50,10 +51,6 @@ def pyspark():
             "runtime, e.g. apt-get install openjdk-17-jre-headless)"
         ) from None
     return pyspark
-
-
-def is_remote(text: str) -> bool:
-    return re.match(r"^[A-Za-z][\w+.-]*://", str(text)) is not None
 
 
 def local_uri(path: str | Path) -> str:

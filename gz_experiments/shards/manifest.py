@@ -54,9 +54,15 @@ class FileRecord:
 class Manifest:
     """A parsed manifest.json; `data` is the raw dict."""
 
-    def __init__(self, path: str | Path, data: dict[str, Any]):
+    def __init__(self, path: str | Path, data: dict[str, Any], origin: str = ""):
         self.path = Path(path)
         self.data = data
+        self._origin = origin
+
+    @property
+    def origin(self) -> str:
+        """Where the shards were given: the object-store URL of a local copy, else the folder."""
+        return self._origin or str(self.shard_dir)
 
     @property
     def shard_dir(self) -> Path:
@@ -185,7 +191,13 @@ def read_manifest(shard_dir: str | Path) -> Manifest | None:
 
 
 def load_manifest(shard_dir: str | Path) -> Manifest:
-    """The complete manifest of a shard folder (or of the manifest.json path itself)."""
+    """The complete manifest of a shard folder (or of the manifest.json path itself); a folder
+    on object storage (s3://, gs://...) is read from its verified local copy (`storage`)."""
+    from gz_experiments.storage import is_remote, local_shards  # storage reads manifests
+
+    origin = str(shard_dir) if is_remote(shard_dir) else ""
+    if origin:
+        shard_dir = local_shards(origin)
     shard_dir = Path(shard_dir)
     if shard_dir.name == MANIFEST_NAME:
         shard_dir = shard_dir.parent
@@ -199,7 +211,7 @@ def load_manifest(shard_dir: str | Path) -> Manifest:
         raise UserError(
             f"{manifest.path}: sharding did not finish; re-run the same shard command to resume"
         )
-    return manifest
+    return Manifest(manifest.path, manifest.data, origin) if origin else manifest
 
 
 def check_compatible(manifest: Manifest, spec: ModelSpec, *, labels: bool = True) -> None:

@@ -34,10 +34,10 @@ def log_shard_split(manifest: Manifest, split: str, context: str) -> None:
     tags = {
         "split": split,
         "manifest_sha256": manifest.sha256,
-        "shard_dir": str(manifest.shard_dir),
+        "shard_dir": manifest.origin,
     }
     name = f"{manifest.schema.name}/{split}"
-    _log(table, str(manifest.shard_dir), name, manifest.sha256, context, tags)
+    _log(table, manifest.origin, name, manifest.sha256, context, tags)
 
 
 def log_catalog(

@@ -211,7 +211,7 @@ class TrainTracker:
                 "schema": manifest.schema.name,
                 "data_manifest_sha256": manifest.sha256,
                 "shard_run_id": manifest.shard_run_id or "",
-                "shard_dir": str(manifest.shard_dir),
+                "shard_dir": manifest.origin,
             }
         )
         log_file(manifest.path, "data")

@@ -3,6 +3,7 @@
     ""                       -> sqlite:///optuna.db in the working dir (one machine)
     runs/a.db, sqlite:///... -> SQLite
     postgresql://user@host/db (any SQLAlchemy URL) -> shared by workers on several machines
+                             (psycopg 3, the driver SQLAlchemy 2.1 picks: the [postgres] extra)
     study.log, journal:path  -> Optuna's journal file (a shared disk, no database server)
 
 The storage is logged with its password masked.
@@ -10,7 +11,6 @@ The storage is logged with its password masked.
 
 from __future__ import annotations
 
-import importlib.util
 import random
 import re
 import time
@@ -49,17 +49,6 @@ def mask_url(url: str) -> str:
     return re.sub(r"^([a-z0-9+.-]+://[^/@:]*:)[^/]*@", r"\1***@", url, flags=re.IGNORECASE)
 
 
-def with_installed_driver(url: str) -> str:
-    """postgresql:// through psycopg2 when psycopg 3 (SQLAlchemy 2.1's default) is absent."""
-    scheme, sep, rest = url.partition("://")
-    psycopg2_only = importlib.util.find_spec("psycopg") is None and importlib.util.find_spec(
-        "psycopg2"
-    )
-    if scheme in ("postgresql", "postgres") and sep and psycopg2_only:
-        return f"postgresql+psycopg2://{rest}"
-    return url
-
-
 def open_storage(
     url: str, heartbeat_interval: int, on_stale: Callable
 ) -> optuna.storages.BaseStorage:
@@ -75,7 +64,6 @@ def open_storage(
         backend = optuna.storages.journal.JournalFileBackend(str(path))
         return optuna.storages.journal.JournalStorage(backend)
     shown = mask_url(url)
-    url = with_installed_driver(url)
     engine_kwargs = {}
     if url.startswith("sqlite:///"):
         Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
