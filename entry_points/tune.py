@@ -21,16 +21,17 @@ from gz_experiments.config import RegisterConfig, TuneConfig
 def run(config: TuneConfig, train_fn=None, pruner=None):
     """The study under one parent run; `train_fn` defaults to real training of each trial and
     `pruner` to the config's (tests pass fakes)."""
-    from entry_points.train import train_trial
+    from entry_points.train import run as train
     from gz_experiments.tracking.runs import set_tags, step_run
     from gz_experiments.tracking.tune import MlflowTrials, log_tune
     from gz_experiments.tuning.plots import close
     from gz_experiments.tuning.search import check_inputs, check_outcome, loggable, run_tune
+    from gz_experiments.tuning.trial import training_trial
 
     check_inputs(config)  # a wrong storage fails here, before any MLflow run is opened
     with step_run(loggable(config)) as parent:
         trials = MlflowTrials(parent.info.run_id, config.study_name)
-        result = run_tune(config, trials, train_fn or train_trial, pruner)
+        result = run_tune(config, trials, train_fn or training_trial(train), pruner)
         try:
             log_tune(result)
         finally:

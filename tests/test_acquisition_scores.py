@@ -16,9 +16,9 @@ from gz_experiments.acquisition import (
     n_outcomes,
     question_information,
 )
-from gz_experiments.acquisition import scores as scores_module
 from gz_experiments.evaluation import protocol as evaluate
 from gz_experiments.schema import Schema
+from gz_experiments.votes import information as scores_module
 
 # `shape` (binary) is asked of everyone, `arms` (3 answers) only after "disk".
 TREE = Schema.from_dict(

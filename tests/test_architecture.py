@@ -29,7 +29,8 @@ TRACKING_MAY_IMPORT = (
     "gz_experiments.evaluation.plots",
     "gz_experiments.acquisition.plots",
     "gz_experiments.training.plots",
-    "gz_experiments.serving.limits",
+    "gz_experiments.prediction.parameters",
+    "gz_experiments.model_files",
     "gz_experiments.tracking",
 )
 # Models logged before the redesign load their pyfunc class through tracking.models: a lazy

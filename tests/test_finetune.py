@@ -96,7 +96,7 @@ def test_frozen_finetune_from_a_registered_model_keeps_the_encoder_and_records_l
 
     from entry_points.finetune import run
     from gz_experiments.config import RegisterConfig
-    from gz_experiments.prediction.run import predict
+    from gz_experiments.prediction.stream import predict
     from gz_experiments.tracking.models import load_galaxy_model
     from gz_experiments.tracking.registry import register_best
 

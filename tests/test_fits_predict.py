@@ -16,7 +16,7 @@ import pytest
 from gz_experiments.config import Sampling, ShardConfig, TrainConfig
 from gz_experiments.images import encode_png
 from gz_experiments.images.decode import NO_FITS_SETTINGS
-from gz_experiments.prediction.run import predict
+from gz_experiments.prediction.stream import predict
 from gz_experiments.schema import get_schema
 from gz_experiments.shards.manifest import load_manifest
 from gz_experiments.shards.writer import write_shards

@@ -13,8 +13,8 @@ from PIL import Image
 
 from gz_experiments.config import ConfigError, Sampling
 from gz_experiments.errors import UserError
-from gz_experiments.prediction.run import predict, predict_to_file
 from gz_experiments.prediction.sampling import Sampler, compiled
+from gz_experiments.prediction.stream import predict, predict_to_file
 from gz_experiments.prediction.tables import output_columns, summarise
 from gz_experiments.schema import get_schema
 from gz_experiments.serving.model import predict_frame
@@ -264,7 +264,7 @@ def test_served_file_access_refuses_every_path_alike(tiny, real_pngs, tmp_path):
 
 def predict_frame_rows(tiny, frame, access):
     """The reason each row could not be read (None when it was predicted)."""
-    from gz_experiments.prediction.run import PredictionReport, iter_predictions
+    from gz_experiments.prediction.stream import PredictionReport, iter_predictions
 
     report = PredictionReport(output=None)
     rows = list(iter_predictions(tiny[0], tiny[1], frame, report, Sampling(n_samples=1),

@@ -10,7 +10,7 @@ input, keep the top k), `loop` (the closed loop with simulated volunteers behind
 benchmarks/bench_active_learning.py) and `plots` (the top-k grid, the learning curves).
 """
 
-from gz_experiments.acquisition.scores import (
+from gz_experiments.votes.information import (
     DEFAULT_N_VOLUNTEERS,
     KINDS,
     MAX_EXACT_OUTCOMES,

@@ -25,11 +25,11 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from gz_experiments.acquisition.scores import acquisition_scores
 from gz_experiments.config import Sampling, SimulateConfig
 from gz_experiments.config.acquisition import ActiveLearningConfig
 from gz_experiments.model_spec import ModelSpec
 from gz_experiments.schema import Schema, get_schema
+from gz_experiments.votes.information import acquisition_scores
 
 PREDICT_BATCH = 256
 CURVE_COLUMNS = ["strategy", "seed", "round", "n_labelled", "test_loss", "truth_mae", "epochs",
@@ -225,9 +225,9 @@ def labels_to_reach(n_labelled: np.ndarray, values: np.ndarray, target: float) -
 def closed_loop(config: ActiveLearningConfig, data: LoopData,
                 on_round: Callable[[dict], None] | None = None) -> LoopResult:  # fmt: skip
     """Every strategy for every seed (seed-major, so a partial run still pairs strategies)."""
-    from gz_experiments.acquisition.scores import acquisition_column_names
     from gz_experiments.errors import UserError
     from gz_experiments.metrics import baseline_concentrations, baseline_loss
+    from gz_experiments.votes.information import acquisition_column_names
 
     try:
         acquisition_column_names(data.schema, config.questions or None)

@@ -27,16 +27,17 @@ import numpy as np
 import pandas as pd
 
 from gz_experiments.acquisition.plots import top_grid
-from gz_experiments.acquisition.scores import acquisition_column_names, acquisition_columns
 from gz_experiments.config import AcquireConfig
 from gz_experiments.errors import UserError
 from gz_experiments.model_spec import ModelSpec
 from gz_experiments.prediction.inputs import FileAccess, check_model_and_input, resolve_inputs
-from gz_experiments.prediction.run import SKIPPED_FILE, PredictionReport
+from gz_experiments.prediction.run import SKIPPED_FILE
 from gz_experiments.prediction.sampling import Sampler, galaxy_seed
+from gz_experiments.prediction.stream import PredictionReport
 from gz_experiments.prediction.writer import output_format_for
 from gz_experiments.progress import show_progress
 from gz_experiments.schema import Schema
+from gz_experiments.votes.information import acquisition_column_names, acquisition_columns
 
 TABLE = "acquisition"  # acquisition.parquet / acquisition.csv
 GRID_FILE = "top_galaxies.png"

@@ -64,7 +64,7 @@ def local_uri(path: str | Path) -> str:
 
 def check_spark_inputs(config) -> None:
     """Refuse what engine=spark cannot do, before a session or the model is started."""
-    from gz_experiments.acquisition import DEFAULT_N_VOLUNTEERS
+    from gz_experiments.votes.information import DEFAULT_N_VOLUNTEERS
 
     source = config.input
     if is_remote(source):

@@ -31,8 +31,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from gz_experiments.acquisition import acquisition_column_names, acquisition_columns
 from gz_experiments.schema import Schema
+from gz_experiments.votes.information import acquisition_column_names, acquisition_columns
 
 SKIPPED_COLUMNS = ["id_str", "source", "reason"]
 

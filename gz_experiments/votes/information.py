@@ -165,7 +165,7 @@ def acquisition_columns(
       volunteers next.
 
     N is `n_volunteers` (default 10) per question; questions with more than 50,000 possible vote
-    vectors use a seeded Monte-Carlo estimate (see `gz_experiments.acquisition.scores`).
+    vectors use a seeded Monte-Carlo estimate (see `gz_experiments.votes.information`).
     """
     conc = _checked_concentrations(concentrations, schema.n_answers)
     chosen = _selected_questions(schema, questions)
