@@ -235,7 +235,7 @@ def load_test(test: pd.DataFrame, parent: Parent) -> TestSet:
 
 
 def score(model, spec, test: TestSet) -> dict[str, float]:
-    from gz_experiments.evaluation.protocol import expected_fractions
+    from gz_experiments.evaluation.protocol import mean_expected_fractions
     from gz_experiments.ingest.fractions import kaggle_table, rmse_kaggle
     from gz_experiments.losses import dirichlet_multinomial_nll
     from gz_experiments.prediction.sampling import Sampler
@@ -247,7 +247,7 @@ def score(model, spec, test: TestSet) -> dict[str, float]:
     sampler = Sampler(model, Sampling(n_samples=5, batch_size=256))
     samples = np.concatenate([sampler(test.images[i : i + 256], test.ids[i : i + 256])
                               for i in range(0, len(test.ids), 256)])  # fmt: skip
-    fractions = expected_fractions(np.transpose(samples, (0, 2, 1)), schema)
+    fractions = mean_expected_fractions(np.transpose(samples, (0, 2, 1)), schema)
     predicted = kaggle_table(fractions, schema)
     q1 = slice(schema.questions[0].start, schema.questions[0].end + 1)
     q1_true = test.cumulative[["Class1.1", "Class1.2", "Class1.3"]].to_numpy().argmax(axis=1)

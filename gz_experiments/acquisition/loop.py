@@ -124,11 +124,11 @@ def held_out(model, schema: Schema, test: Galaxies) -> dict[str, float]:
     """On `test`, dropout off: `test_loss` (mean over galaxies of the summed per-question loss),
     `truth_mae`, and each question's mean loss as `test_loss/<question>` (they sum to test_loss)."""
     from gz_experiments.evaluation.protocol import truth_metrics
-    from gz_experiments.losses import dirichlet_multinomial_nll
+    from gz_experiments.votes.dirichlet_multinomial import expected_fractions, numpy_log_likelihood
 
     alphas = model.predict(test.images, batch_size=PREDICT_BATCH, verbose=0).astype(np.float64)
-    per_question = dirichlet_multinomial_nll(test.counts, alphas, schema).numpy().mean(0)
-    fractions = schema.fractions_within_questions(alphas)
+    per_question = -numpy_log_likelihood(test.counts, alphas, schema).mean(0)
+    fractions = expected_fractions(alphas, schema)
     out = {"test_loss": float(per_question.sum())}
     out["truth_mae"] = truth_metrics(schema, test.counts, fractions, test.truth)["truth_mae"]
     return out | {f"test_loss/{q.name}": float(v) for q, v in zip(schema.questions, per_question,

@@ -37,6 +37,7 @@ from gz_experiments.prediction.stream import PredictionReport
 from gz_experiments.prediction.writer import output_format_for
 from gz_experiments.progress import show_progress
 from gz_experiments.schema import Schema
+from gz_experiments.votes.dirichlet_multinomial import expected_fractions
 from gz_experiments.votes.information import acquisition_column_names, acquisition_columns
 
 TABLE = "acquisition"  # acquisition.parquet / acquisition.csv
@@ -99,7 +100,7 @@ def random_scores(ids: list[str], seed: int) -> np.ndarray:
 
 def score_batch(ids, concentrations, schema: Schema, questions, config: AcquireConfig):
     """The batch's rows: id_str, score and the per-question columns of the output table."""
-    expected = schema.fractions_within_questions(concentrations).mean(axis=1)
+    expected = expected_fractions(concentrations, schema).mean(axis=1)
     p_asked = schema.p_asked(expected)
     info = acquisition_columns(concentrations, schema, config.n_volunteers, questions)
     weights = np.stack([p_asked[:, schema.question(q).index] for q in questions], axis=1)
