@@ -40,8 +40,8 @@ INPUT_COLUMNS = ("file_loc", "image", "id_str")
 PYFUNC_CODE = "serving/pyfunc_entry.py"  # inside the gz_experiments package
 # Pinned to what the model was logged with; `--env-manager local` ignores them, other env managers
 # install them (the gz_experiments package itself must be installed there too: pip install .).
-REQUIREMENTS = ("tensorflow", "keras", "mlflow", "pandas", "numpy", "pillow", "pyarrow", "pyyaml",
-                "astropy")  # fmt: skip
+REQUIREMENTS = ("tensorflow", "keras", "mlflow", "pandas", "numpy", "scipy", "pillow", "pyarrow",
+                "pyyaml", "astropy")  # fmt: skip
 
 
 def signature_for(spec: ModelSpec) -> ModelSignature:
