@@ -14,6 +14,13 @@ if TYPE_CHECKING:
 
 KERAS_FILE = "model.keras"
 SPEC_FILE = "model_spec.json"
+# Training checkpoints: `<work_dir>/checkpoints` while training (training.fit) and the train
+# run's `checkpoints/` artifacts (tracking.train), one name so that a downloaded folder resumes.
+CHECKPOINT_DIR = "checkpoints"
+LAST, BEST, STATE = "last.keras", "best.keras", "state.json"
+# How Keras names the state variable of each random generator (dropout's): a checkpoint carries
+# them for exact resumes, and MC sampling sets them per galaxy.
+SEED_STATE_SUFFIX = "seed_generator_state"
 
 
 def load_files(keras_path: str | Path, spec_path: str | Path) -> tuple[keras.Model, ModelSpec]:

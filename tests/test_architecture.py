@@ -33,7 +33,7 @@ TRACKING_MAY_IMPORT = (
     "gz_experiments.schema",
     "gz_experiments.model_spec",
     "gz_experiments.models",
-    "gz_experiments.step_run",
+    "gz_experiments.finished_run",
     "gz_experiments.shards.manifest",
     "gz_experiments.prediction.tables",
     "gz_experiments.evaluation.plots",
@@ -120,7 +120,7 @@ def test_entry_points_only_parse_open_call_and_log(path):
 # Top-level modules and packages of gz_experiments, lowest first: a module may import its own
 # layer and the layers below, never above. A new top-level module must be placed here.
 LAYERS = (
-    ("errors", "quiet", "progress", "processes", "step_run"),  # no domain knowledge
+    ("errors", "quiet", "progress", "processes", "finished_run"),  # no domain knowledge
     ("schema", "images", "trees"),  # the decision trees; pixels from files
     ("config", "catalog", "model_spec", "votes"),  # step configs, tables, the vote model
     ("mlproject", "augment", "fused_batchnorm", "losses", "metrics", "models", "model_files"),

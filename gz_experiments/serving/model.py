@@ -12,7 +12,6 @@ is wrong; nothing in a response carries a stack trace or says whether a server f
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import logging
 import threading
@@ -203,9 +202,3 @@ def _in_input_order(chunks: list[pd.DataFrame], columns, report, frame) -> pd.Da
     reasons = {id_str: reason for id_str, _, reason in report.skipped}
     out[SKIPPED_REASON] = [reasons.get(id_str, "") for id_str in ids]
     return out
-
-
-def encode_image_file(path) -> str:
-    """Base64 text of an image file: what a client puts in the `image` column."""
-    with open(path, "rb") as handle:
-        return base64.b64encode(handle.read()).decode()

@@ -32,7 +32,7 @@ import pandas as pd
 from gz_experiments.catalog import FILE_COL, ID_COL, file_sha256, load_catalog, split_catalog
 from gz_experiments.config import ShardConfig
 from gz_experiments.errors import UserError
-from gz_experiments.images import FitsSettings, decode_image_counted, encode_png, is_fits
+from gz_experiments.images import FitsSettings, decode_image_and_count_filled, encode_png, is_fits
 from gz_experiments.processes import die_with_parent
 from gz_experiments.progress import show_progress
 from gz_experiments.schema import Schema, get_schema
@@ -282,7 +282,9 @@ def decode_chunk(task: tuple[list[str], int, bool, str, int, FitsSettings]) -> l
     out = []
     for path in paths:
         try:
-            pixels, filled = decode_image_counted(path, img_size, greyscale, max_pixels, fits)
+            pixels, filled = decode_image_and_count_filled(
+                path, img_size, greyscale, max_pixels, fits
+            )
         except Exception as exc:  # any decode failure is a bad image to report, not a crash
             out.append((None, getattr(exc, "reason", None) or f"{type(exc).__name__}: {exc}", 0))
             continue
