@@ -114,7 +114,7 @@ def pretrain(args, work: Path) -> Parent:
 
 
 def shard_gz1(args, work: Path):
-    from gz_experiments.shards.writer import write_shards
+    from gz_experiments.shards.writer import run_shard
 
     config = ShardConfig.resolve(
         "cpu", catalog=str(DATA / "gz1_sdss_64" / "catalog.csv"), schema="gz1", img_size=64,
@@ -122,7 +122,7 @@ def shard_gz1(args, work: Path):
         max_labelled=args.pretrain_max, n_workers=args.n_workers,
         shard_dir=str(work / "gz1"),
     )  # fmt: skip
-    result = write_shards(config)
+    result = run_shard(config)
     result.check()
     return result.manifest
 
@@ -159,7 +159,7 @@ def draw(pool: pd.DataFrame, size: str, repeat: int, args) -> pd.DataFrame:
 
 
 def shard_subset(subset: pd.DataFrame, folder: Path, parent: Parent, repeat: int, args):
-    from gz_experiments.shards.writer import write_shards
+    from gz_experiments.shards.writer import run_shard
 
     folder.mkdir(parents=True, exist_ok=True)
     subset.to_parquet(folder / "catalog.parquet", index=False)
@@ -168,7 +168,7 @@ def shard_subset(subset: pd.DataFrame, folder: Path, parent: Parent, repeat: int
         schema=TREE, img_size=parent.spec.img_size, greyscale=False, val_fraction=0.2,
         test_fraction=0.0, seed=repeat, n_workers=args.n_workers,
     )  # fmt: skip
-    result = write_shards(config, progress=False)
+    result = run_shard(config, progress=False)
     result.check()
     return result.manifest
 

@@ -41,7 +41,7 @@ CLASSES = ("elliptical", "spiral", "edge-on")
 
 
 def shard_gz1(data: Path, args):
-    from gz_experiments.shards.writer import write_shards
+    from gz_experiments.shards.writer import run_shard
     from gz_experiments.simulate import cache_dir
 
     config = ShardConfig.resolve(
@@ -50,7 +50,7 @@ def shard_gz1(data: Path, args):
     )  # fmt: skip
     key = json.dumps(config.replace(n_workers=0).to_dict(), sort_keys=True)
     folder = cache_dir() / "bench_gz1" / hashlib.sha256(key.encode()).hexdigest()[:12]
-    result = write_shards(config.replace(shard_dir=str(folder)))
+    result = run_shard(config.replace(shard_dir=str(folder)))
     result.check()
     return result.manifest
 

@@ -46,7 +46,7 @@ def kaggle_values(data: Path) -> pd.DataFrame:
 
 def prepare(data: Path, work: Path, mode: str, n_volunteers: int, shard_overrides: dict):
     from gz_experiments.ingest.run import run_ingest
-    from gz_experiments.shards.writer import write_shards
+    from gz_experiments.shards.writer import run_shard
 
     ingest = run_ingest(
         IngestConfig.resolve(
@@ -59,7 +59,7 @@ def prepare(data: Path, work: Path, mode: str, n_volunteers: int, shard_override
         "real", catalog=str(ingest.catalog), shard_dir=str(work / f"shards-{mode}"), schema=TREE,
         fractional_votes=ingest.fractional_votes, **shard_overrides,
     )  # fmt: skip
-    result = write_shards(config)
+    result = run_shard(config)
     result.check()
     return result.manifest
 

@@ -14,7 +14,7 @@ Re-running the same command adds trials to the same study (`study_name`, default
 the `champion` alias. A worker that dies costs only its running trial (marked FAILED).
 """
 
-from gz_experiments.cli import entry_point, parse_config
+from gz_experiments.cli import summary_main
 from gz_experiments.config import RegisterConfig, TuneConfig
 
 
@@ -38,9 +38,9 @@ def run(config: TuneConfig, train_fn=None, pruner=None):
             close(result.figures)
         check_outcome(result)
         if config.register_best and result.best is not None:
-            from gz_experiments.tracking.registry import register_best
+            from gz_experiments.tracking.registry import run_register
 
-            registration = register_best(
+            registration = run_register(
                 RegisterConfig.resolve(
                     config.preset, name=config.model_name, run_id=result.best["run_id"]
                 )
@@ -55,11 +55,7 @@ def run(config: TuneConfig, train_fn=None, pruner=None):
     return result
 
 
-@entry_point
-def main(argv=None):
-    result = run(parse_config(TuneConfig, argv, __doc__))
-    print(result.summary_text())
-    return result
+main = summary_main(TuneConfig, run, __doc__, show=lambda result: result.summary_text())
 
 
 if __name__ == "__main__":

@@ -37,6 +37,7 @@ TRACKING_MAY_IMPORT = (
     "gz_experiments.shards.manifest",
     "gz_experiments.prediction.tables",
     "gz_experiments.evaluation.plots",
+    "gz_experiments.simulate.preview",
     "gz_experiments.acquisition.plots",
     "gz_experiments.training.plots",
     "gz_experiments.prediction.parameters",
@@ -112,6 +113,21 @@ def test_entry_points_only_parse_open_call_and_log(path):
     )
     assert "argparse" not in runtime_imports(path), (
         f"{path.name}: flags come from gz_experiments.cli"
+    )
+
+
+STEP_ENTRY_POINTS = [
+    p for p in modules(REPO / "entry_points") if p.stem not in ("__init__", "main")
+]
+
+
+@pytest.mark.parametrize("path", STEP_ENTRY_POINTS, ids=lambda p: p.name)
+def test_every_step_has_the_same_shape(path):
+    """`run_<step>` does the work; `main` is summary_main (parse, run, print, one-line errors)."""
+    text = path.read_text()
+    assert f"run_{path.stem}" in text, f"{path.name}: the library entry must be run_{path.stem}"
+    assert re.search(r"^main = summary_main\(", text, re.MULTILINE), (
+        f"{path.name}: end with main = summary_main(<Config>, run, __doc__, show=...)"
     )
 
 

@@ -209,12 +209,12 @@ def test_evaluate_model_logs_metrics_plots_and_tables(tmp_path, tracking):
     from gz_experiments.config import EvaluateConfig, ShardConfig
     from gz_experiments.model_spec import ModelSpec
     from gz_experiments.models import build_model
-    from gz_experiments.shards.writer import write_shards
+    from gz_experiments.shards.writer import run_shard
     from gz_experiments.tracking.models import log_galaxy_model
 
     catalog, tree = write_toy_catalog(tmp_path / "sim")
     shard_dir = tmp_path / "shards"
-    write_shards(
+    run_shard(
         ShardConfig.resolve(
             "debug", catalog=str(catalog), shard_dir=str(shard_dir), schema=str(tree),
             img_size=16, test_fraction=0.5, n_workers=1,

@@ -172,7 +172,7 @@ def test_frame_with_an_unreadable_image_names_the_row(tiny):
 
 def test_shard_folder_predicts_its_split_in_manifest_order(tiny, real_pngs, tmp_path):
     from gz_experiments.config import ShardConfig
-    from gz_experiments.shards.writer import write_shards
+    from gz_experiments.shards.writer import run_shard
 
     catalog = tmp_path / "unlabelled.csv"
     pd.DataFrame({"id_str": [p.stem for p in real_pngs[:6]], "file_loc": real_pngs[:6]}).to_csv(
@@ -182,7 +182,7 @@ def test_shard_folder_predicts_its_split_in_manifest_order(tiny, real_pngs, tmp_
         "debug", unlabelled_catalog=str(catalog), img_size=32, shard_size=4,
         shard_dir=str(tmp_path / "shards"), schema="gzd5", n_workers=1,
     )  # fmt: skip
-    write_shards(config, progress=False)
+    run_shard(config, progress=False)
     df = predict(tiny[0], tiny[1], tmp_path / "shards", Sampling(n_samples=2, batch_size=4))
     assert df["id_str"].tolist() == [p.stem for p in real_pngs[:6]]  # the catalog's order
     check_table(df, n_samples=2)

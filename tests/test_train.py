@@ -21,7 +21,7 @@ from gz_experiments.errors import UserError
 from gz_experiments.model_spec import ModelSpec
 from gz_experiments.schema import get_schema
 from gz_experiments.shards.manifest import load_manifest
-from gz_experiments.shards.writer import write_shards
+from gz_experiments.shards.writer import run_shard
 from gz_experiments.training.fit import (
     BEST,
     LAST,
@@ -81,7 +81,7 @@ def shards(tmp_path_factory) -> Path:
         test_fraction=0.1,
         n_workers=1,
     )
-    write_shards(config, progress=False)
+    run_shard(config, progress=False)
     return load_manifest(folder / "shards")
 
 

@@ -34,11 +34,11 @@ def default_shard_config(preset: str, catalog: str | Path, **overrides) -> Shard
 
 def default_shards(preset: str, schema: str, greyscale: bool) -> Path:
     """Simulate (once) and shard (once) the preset's default dataset; the shard folder."""
-    from gz_experiments.shards.writer import write_shards
+    from gz_experiments.shards.writer import run_shard
     from gz_experiments.simulate import default_dataset
 
     config = default_shard_config(
         preset, default_dataset(preset), schema=schema, greyscale=greyscale
     )
-    write_shards(config).check()
+    run_shard(config).check()
     return Path(config.shard_dir)

@@ -1,6 +1,6 @@
 """Catalog -> TFRecord shards + manifest.json + per-split catalogs + rejected.csv.
 
-    result = write_shards(ShardConfig.resolve("paper", catalog="gz.csv", shard_dir="shards"))
+    result = run_shard(ShardConfig.resolve("paper", catalog="gz.csv", shard_dir="shards"))
     result.manifest  # the complete manifest; result.files_written: files (re)written by this call
 
 Seeded split (70/10/20 by default) of the shuffled labelled catalog, plus an optional unlabelled
@@ -78,7 +78,7 @@ class Plan:
 
 @dataclass(frozen=True)
 class ShardResult:
-    """What `write_shards` did: the complete manifest and how many files this call wrote."""
+    """What `run_shard` did: the complete manifest and how many files this call wrote."""
 
     manifest: Manifest
     files_written: int
@@ -100,7 +100,7 @@ def check_inputs(config: ShardConfig) -> None:
             raise UserError(f"{path}: catalog not found")
 
 
-def write_shards(
+def run_shard(
     config: ShardConfig, *, progress: bool | None = None, run_id: str = ""
 ) -> ShardResult:
     """Write (or resume, or leave as is) the shards of `config`.
