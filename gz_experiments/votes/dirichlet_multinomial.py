@@ -153,11 +153,12 @@ def answer_marginal_pmf(n_votes: np.ndarray, alpha: np.ndarray, rest: np.ndarray
     k = np.arange(int(n.max(initial=0)) + 1, dtype=np.float64)[None, None, :]
     valid = k <= n
     k_in = np.where(valid, k, 0.0)
+    # Counts (galaxies, 1, k, 2) and concentrations (galaxies, samples, 1, 2) broadcast inside
+    # the formula, so only the terms that need both are computed at full size.
     counts = np.stack(np.broadcast_arrays(k_in, n - k_in), axis=-1)
     alpha = np.asarray(alpha, dtype=np.float64)[:, :, None]
     rest = np.asarray(rest, dtype=np.float64)[:, :, None]
-    concentrations = np.stack(np.broadcast_arrays(alpha, rest), axis=-1)
-    counts, concentrations = np.broadcast_arrays(counts, concentrations)
+    concentrations = np.stack([alpha, rest], axis=-1)
     log_pmf = log_likelihood(counts, concentrations, ONE_QUESTION)
     return np.where(valid, np.exp(log_pmf), 0.0).mean(axis=1)
 
