@@ -114,7 +114,7 @@ def pretrain(args, work: Path) -> Parent:
 
 
 def shard_gz1(args, work: Path):
-    from gz_experiments.shards.writer import write_shards
+    from gz_experiments.shards.writer import run_shard
 
     config = ShardConfig.resolve(
         "cpu", catalog=str(DATA / "gz1_sdss_64" / "catalog.csv"), schema="gz1", img_size=64,
@@ -122,7 +122,7 @@ def shard_gz1(args, work: Path):
         max_labelled=args.pretrain_max, n_workers=args.n_workers,
         shard_dir=str(work / "gz1"),
     )  # fmt: skip
-    result = write_shards(config)
+    result = run_shard(config)
     result.check()
     return result.manifest
 
@@ -159,7 +159,7 @@ def draw(pool: pd.DataFrame, size: str, repeat: int, args) -> pd.DataFrame:
 
 
 def shard_subset(subset: pd.DataFrame, folder: Path, parent: Parent, repeat: int, args):
-    from gz_experiments.shards.writer import write_shards
+    from gz_experiments.shards.writer import run_shard
 
     folder.mkdir(parents=True, exist_ok=True)
     subset.to_parquet(folder / "catalog.parquet", index=False)
@@ -168,7 +168,7 @@ def shard_subset(subset: pd.DataFrame, folder: Path, parent: Parent, repeat: int
         schema=TREE, img_size=parent.spec.img_size, greyscale=False, val_fraction=0.2,
         test_fraction=0.0, seed=repeat, n_workers=args.n_workers,
     )  # fmt: skip
-    result = write_shards(config, progress=False)
+    result = run_shard(config, progress=False)
     result.check()
     return result.manifest
 
@@ -235,7 +235,7 @@ def load_test(test: pd.DataFrame, parent: Parent) -> TestSet:
 
 
 def score(model, spec, test: TestSet) -> dict[str, float]:
-    from gz_experiments.evaluation.protocol import expected_fractions
+    from gz_experiments.evaluation.protocol import mean_expected_fractions
     from gz_experiments.ingest.fractions import kaggle_table, rmse_kaggle
     from gz_experiments.losses import dirichlet_multinomial_nll
     from gz_experiments.prediction.sampling import Sampler
@@ -247,7 +247,7 @@ def score(model, spec, test: TestSet) -> dict[str, float]:
     sampler = Sampler(model, Sampling(n_samples=5, batch_size=256))
     samples = np.concatenate([sampler(test.images[i : i + 256], test.ids[i : i + 256])
                               for i in range(0, len(test.ids), 256)])  # fmt: skip
-    fractions = expected_fractions(np.transpose(samples, (0, 2, 1)), schema)
+    fractions = mean_expected_fractions(np.transpose(samples, (0, 2, 1)), schema)
     predicted = kaggle_table(fractions, schema)
     q1 = slice(schema.questions[0].start, schema.questions[0].end + 1)
     q1_true = test.cumulative[["Class1.1", "Class1.2", "Class1.3"]].to_numpy().argmax(axis=1)

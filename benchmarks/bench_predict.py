@@ -88,7 +88,7 @@ def model_rates(size: int, n_samples: int, n_images: int, batch_size: int, repea
 
 def end_to_end_rate(size: int, n_samples: int, batch_size: int) -> tuple[int, float]:
     from gz_experiments.config import Sampling
-    from gz_experiments.prediction.run import predict
+    from gz_experiments.prediction.stream import predict
 
     model, spec = build(size)
     files = sorted(REAL_IMAGES.glob("*.png"))

@@ -78,7 +78,7 @@ def child(engine: str, model: str, catalog: str, out: str) -> None:
             seconds.append(time.time())
         spark.stop()
     else:
-        from gz_experiments.prediction.run import predict_to_file
+        from gz_experiments.prediction.stream import predict_to_file
         from gz_experiments.tracking.models import load_galaxy_model
 
         keras_model, spec = load_galaxy_model(model)

@@ -33,7 +33,7 @@ import numpy as np
 
 from benchmarks.train_flags import add_train_flags, real_train_config
 from gz_experiments.config import EvaluateConfig, Sampling, ShardConfig, TrainConfig
-from gz_experiments.evaluation.protocol import confusion_matrix, expected_fractions
+from gz_experiments.evaluation.protocol import confusion_matrix, mean_expected_fractions
 
 REPO = Path(__file__).resolve().parents[1]
 GZ1_DATA = REPO.parent / "shared" / "data" / "gz1_sdss_64"
@@ -41,7 +41,7 @@ CLASSES = ("elliptical", "spiral", "edge-on")
 
 
 def shard_gz1(data: Path, args):
-    from gz_experiments.shards.writer import write_shards
+    from gz_experiments.shards.writer import run_shard
     from gz_experiments.simulate import cache_dir
 
     config = ShardConfig.resolve(
@@ -50,7 +50,7 @@ def shard_gz1(data: Path, args):
     )  # fmt: skip
     key = json.dumps(config.replace(n_workers=0).to_dict(), sort_keys=True)
     folder = cache_dir() / "bench_gz1" / hashlib.sha256(key.encode()).hexdigest()[:12]
-    result = write_shards(config.replace(shard_dir=str(folder)))
+    result = run_shard(config.replace(shard_dir=str(folder)))
     result.check()
     return result.manifest
 
@@ -76,7 +76,7 @@ def three_class_report(model, spec, manifest, batch_size: int = 128) -> dict:
     true_all = predictions.counts.argmax(axis=1)
     keep = np.isin(true_all, columns)
     true = np.searchsorted(columns, true_all[keep])
-    fractions = expected_fractions(predictions.concentrations, schema)[keep][:, columns]
+    fractions = mean_expected_fractions(predictions.concentrations, schema)[keep][:, columns]
     pred = fractions.argmax(axis=1)
     matrix = confusion_matrix(true, pred, len(CLASSES))
     return {
@@ -86,7 +86,9 @@ def three_class_report(model, spec, manifest, batch_size: int = 128) -> dict:
         "recall": matrix.diagonal() / np.maximum(matrix.sum(axis=1), 1),
         "confusion": matrix,
         "five_class_accuracy": float(
-            np.mean(expected_fractions(predictions.concentrations, schema).argmax(1) == true_all)
+            np.mean(
+                mean_expected_fractions(predictions.concentrations, schema).argmax(1) == true_all
+            )
         ),
     }
 

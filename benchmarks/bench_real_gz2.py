@@ -46,7 +46,7 @@ def kaggle_values(data: Path) -> pd.DataFrame:
 
 def prepare(data: Path, work: Path, mode: str, n_volunteers: int, shard_overrides: dict):
     from gz_experiments.ingest.run import run_ingest
-    from gz_experiments.shards.writer import write_shards
+    from gz_experiments.shards.writer import run_shard
 
     ingest = run_ingest(
         IngestConfig.resolve(
@@ -59,7 +59,7 @@ def prepare(data: Path, work: Path, mode: str, n_volunteers: int, shard_override
         "real", catalog=str(ingest.catalog), shard_dir=str(work / f"shards-{mode}"), schema=TREE,
         fractional_votes=ingest.fractional_votes, **shard_overrides,
     )  # fmt: skip
-    result = write_shards(config)
+    result = run_shard(config)
     result.check()
     return result.manifest
 
@@ -74,11 +74,11 @@ def columns_of(schema, kaggle: pd.DataFrame) -> list[int]:
 
 def score(manifest, model, spec, kaggle: pd.DataFrame, n_samples: int) -> dict:
     from gz_experiments.evaluation.inputs import predict_split
-    from gz_experiments.evaluation.protocol import expected_fractions
+    from gz_experiments.evaluation.protocol import mean_expected_fractions
 
     schema = manifest.schema
     predictions = predict_split(model, spec, manifest, "test", Sampling(n_samples=n_samples))
-    joint = schema.joint_fractions(expected_fractions(predictions.concentrations, schema))
+    joint = schema.joint_fractions(mean_expected_fractions(predictions.concentrations, schema))
     cols = columns_of(schema, kaggle)
     truth = kaggle.loc[predictions.ids].to_numpy(float)
     train_ids = pd.read_parquet(manifest.catalog_path("train"))["id_str"]

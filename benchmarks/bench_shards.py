@@ -5,13 +5,13 @@
 
 Uses the real DECaLS images in ../shared/data/gzd5_real_128 (or the SDSS ones in gz1_sdss_64),
 repeated under new ids to 2,800 galaxies, upsampled to 300 px greyscale as the paper's shards.
-- sharding: galaxies/s of write_shards (all cores) vs a bare one-core Pillow decode+resize loop;
+- sharding: galaxies/s of run_shard (all cores) vs a bare one-core Pillow decode+resize loop;
 - disk: bytes per galaxy for raw and PNG encoding;
 - reading: images/s of read + decode + augment (crop 0.75, resize to 224) vs the training step
   rate of EfficientNetB0 (weights=None, 224x224x1, batch 32) on the same cores.
 - FITS vs PNG: the same simulated galaxies (128 px, g, r, z) as the simulator's PNG and as its
   flux in .fits, .fits.gz and .fits.fz (tile-compressed), repeated to the same count and sharded
-  by write_shards with the same settings (fits_preset=simulator: the shards are identical);
+  by run_shard with the same settings (fits_preset=simulator: the shards are identical);
   galaxies/s and CPU ms/galaxy, ratio vs the PNG, and the input files' bytes per galaxy.
 The second row (the bare loop over all cores) shows what the machine gives at that moment: other
 processes on a shared VM lower every parallel ratio alike. CPU ms/galaxy (this process plus its
@@ -130,14 +130,14 @@ def bare_pillow_rate(catalog: Path, processes: int = 1, size: int = IMG_SIZE):
 
 
 def shard_rate(catalog: Path, shard_dir: Path, encoding: str, img_size: int = IMG_SIZE, **more):
-    from gz_experiments.shards.writer import write_shards
+    from gz_experiments.shards.writer import run_shard
 
     config = ShardConfig.resolve(
         "paper", catalog=str(catalog), shard_dir=str(shard_dir), encoding=encoding,
         shard_size=256, img_size=img_size, **more,
     )  # fmt: skip
     with Timer() as timer:
-        manifest = write_shards(config, progress=False).manifest
+        manifest = run_shard(config, progress=False).manifest
     n = manifest.counts["written"]
     files = [f for split in manifest.splits.values() for f in split]
     size = sum(f.path.stat().st_size for f in files) / n
@@ -230,12 +230,12 @@ def real_image_rows(source: Path, tmp: Path, args, cores: int) -> list[tuple]:
          ideal[0] / bare[0]),
     ]  # fmt: skip
     for enc, (_, rate, cpu, _) in shards.items():
-        name = f"sharding: write_shards {enc}, {cores} workers"
+        name = f"sharding: run_shard {enc}, {cores} workers"
         rows.append((name, rate, "galaxies/s", cpu, rate / bare[0]))
     for enc, (_, _, cpu, _) in shards.items():
         # The rate with every core busy at this CPU cost, i.e. on a machine nobody else uses.
         bound = 1000 * cores / cpu
-        name = f"sharding: write_shards {enc}, idle-machine bound"
+        name = f"sharding: run_shard {enc}, idle-machine bound"
         rows.append((name, bound, "galaxies/s", None, cores * bare[1] / cpu))
     for enc, (*_, disk) in shards.items():
         rows.append((f"disk: {enc}", disk, "bytes/galaxy", None, disk / shards["raw"][3]))
@@ -250,7 +250,7 @@ def real_image_rows(source: Path, tmp: Path, args, cores: int) -> list[tuple]:
 
 
 def fits_rows(tmp: Path, args, cores: int) -> list[tuple]:
-    """write_shards on the same galaxies as PNG and as FITS (plain, gzipped, tile-compressed)."""
+    """run_shard on the same galaxies as PNG and as FITS (plain, gzipped, tile-compressed)."""
     catalogs = make_simulated_catalogs(tmp, args.n_galaxies)
     results = {
         suffix: shard_rate(cat, tmp / f"shards{suffix}", "raw", args.img_size,
@@ -260,10 +260,10 @@ def fits_rows(tmp: Path, args, cores: int) -> list[tuple]:
     png_rate = results[".png"][1]
     rows = []
     for suffix, (_, rate, cpu, _) in results.items():
-        name = f"sharding: write_shards {suffix} -> raw, {cores} workers"
+        name = f"sharding: run_shard {suffix} -> raw, {cores} workers"
         rows.append((name, rate, "galaxies/s", cpu, rate / png_rate))
     for suffix, (_, _, cpu, _) in results.items():
-        name = f"sharding: write_shards {suffix}, idle-machine bound"
+        name = f"sharding: run_shard {suffix}, idle-machine bound"
         rows.append((name, 1000 * cores / cpu, "galaxies/s", None, results[".png"][2] / cpu))
     sizes = {s: _mean_file_size(cat) for s, cat in catalogs.items()}
     for suffix, size in sizes.items():

@@ -95,7 +95,7 @@ def synthetic_catalog(folder: Path, n: int, size: int) -> Path:
 def synthetic_shards(folder: Path, n: int, stored: int):
     """`synthetic_catalog` sharded at `stored` px by the paper preset, 80/10/10; its manifest."""
     from gz_experiments.config import ShardConfig
-    from gz_experiments.shards.writer import write_shards
+    from gz_experiments.shards.writer import run_shard
 
     shard_config = ShardConfig.resolve(
         "paper",
@@ -105,7 +105,7 @@ def synthetic_shards(folder: Path, n: int, stored: int):
         val_fraction=0.1,
         test_fraction=0.1,
     )
-    return write_shards(shard_config, progress=False).manifest
+    return run_shard(shard_config, progress=False).manifest
 
 
 def median_after_first(values: list[float]) -> float:

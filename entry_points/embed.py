@@ -20,14 +20,14 @@ most unusual first) and anomaly/most_unusual.png. Unreadable images are listed i
 
 from gz_experiments.cli import summary_main
 from gz_experiments.config import EmbedConfig
-from gz_experiments.representation.run import check_request, run_embed
+from gz_experiments.representation.run import check_inputs, run_embed
 
 
 def run(config: EmbedConfig):
     from gz_experiments.tracking.embed import log_embed
     from gz_experiments.tracking.runs import model_step
 
-    check_request(config)
+    check_inputs(config)
     return model_step(config, run_embed, log_embed)
 
 

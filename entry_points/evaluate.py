@@ -14,7 +14,7 @@ Logged as metrics `<split>/<question>/<metric>` plus plots and tables under eval
 The MC-dropout samples come from (seed, galaxy id): the same seed gives the same metrics.
 """
 
-from gz_experiments.cli import entry_point, parse_config
+from gz_experiments.cli import summary_main
 from gz_experiments.config import EvaluateConfig
 from gz_experiments.evaluation.run import check_inputs, run_evaluate
 
@@ -32,14 +32,14 @@ def run(config: EvaluateConfig):
     return result
 
 
-@entry_point
-def main(argv=None):
+def show(result) -> str:
+    """The per-question table, then the one-line summary."""
     from gz_experiments.evaluation.plots import markdown_table, summary_table
 
-    result = run(parse_config(EvaluateConfig, argv, __doc__))
-    print(markdown_table(summary_table(result.evaluation)), end="")
-    print(result.summary())
-    return result
+    return markdown_table(summary_table(result.evaluation)) + result.summary()
+
+
+main = summary_main(EvaluateConfig, run, __doc__, show=show)
 
 
 if __name__ == "__main__":

@@ -31,14 +31,14 @@ def run(config: FinetuneConfig, *, callbacks=()):
         resumed,
     )
     from gz_experiments.tracking.models import load_galaxy_model
-    from gz_experiments.training.finetune import check_parent, check_request, run_finetune
+    from gz_experiments.training.finetune import check_inputs, check_parent, run_finetune
     from gz_experiments.training.fit import is_chief
     from gz_experiments.training.run import images_per_epoch
 
     source = config.model_uri
     if config.resume_run_id:
         config, source = resumed(config)
-    manifest = check_request(config)
+    manifest = check_inputs(config)
     lineage = parent_lineage(source)
     parent, parent_spec = load_galaxy_model(lineage.source)
     check_parent(config, parent, parent_spec, manifest)

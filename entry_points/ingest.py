@@ -18,7 +18,7 @@ out/ingest.json; rows read = rows written + rows rejected, per source and in tot
 shard command for the catalog.
 """
 
-from gz_experiments.cli import entry_point, parse_config
+from gz_experiments.cli import summary_main
 from gz_experiments.config import IngestConfig
 
 
@@ -33,18 +33,19 @@ def run(config: IngestConfig):
     return result
 
 
-@entry_point
-def main(argv=None):
-    result = run(parse_config(IngestConfig, argv, __doc__))
+def show(result) -> str:
+    """What was read, written and rejected, and the command that shards the catalog."""
     fractional = " -P fractional_votes=true" if result.fractional_votes else ""
-    print(
+    return (
         f"read {result.rows_read} rows from {len(result.sources)} source(s): wrote "
         f"{result.rows_written}, rejected {result.rows_rejected} (see {result.rejected}); "
         f"{result.n_galaxies} galaxies on tree {result.tree} in {result.catalog}\n"
         f"next: mlflow run . -e shard --env-manager local -P catalog={result.catalog} "
         f"-P schema={result.tree}{fractional} -P shard_dir=<folder>"
     )
-    return result
+
+
+main = summary_main(IngestConfig, run, __doc__, show=show)
 
 
 if __name__ == "__main__":

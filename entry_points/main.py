@@ -14,7 +14,7 @@ passed down to every step. The parent run carries the headline metrics and summa
 
 import time
 
-from gz_experiments.cli import entry_point, parse_config
+from gz_experiments.cli import summary_main
 from gz_experiments.config import MainConfig
 
 
@@ -40,9 +40,7 @@ def run(config: MainConfig, project_dir: str = ".") -> str:
     return text
 
 
-@entry_point
-def main(argv=None):
-    print(run(parse_config(MainConfig, argv, __doc__)), flush=True)
+main = summary_main(MainConfig, run, __doc__, show=str)  # run returns the summary text
 
 
 if __name__ == "__main__":

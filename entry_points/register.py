@@ -9,27 +9,27 @@ best_val_loss (or -P run_id=<id>). The alias moves only if that loss beats the c
 champion's, or with -P force=true. Prints the commands that load and serve the champion.
 """
 
-from gz_experiments.cli import entry_point, parse_config
+from gz_experiments.cli import summary_main
 from gz_experiments.config import RegisterConfig
 
 
 def run(config: RegisterConfig):
-    from gz_experiments.tracking.registry import log_register, register_best
+    from gz_experiments.tracking.registry import log_register, run_register
     from gz_experiments.tracking.runs import step_run
 
     with step_run(config):
-        result = register_best(config)
+        result = run_register(config)
         log_register(result)
     return result
 
 
-@entry_point
-def main(argv=None):
+def show(result) -> str:
     from gz_experiments.tracking.registry import usage_text
 
-    result = run(parse_config(RegisterConfig, argv, __doc__))
-    print(usage_text(result))
-    return result
+    return usage_text(result)
+
+
+main = summary_main(RegisterConfig, run, __doc__, show=show)
 
 
 if __name__ == "__main__":

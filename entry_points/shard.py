@@ -17,30 +17,30 @@ recorded in the manifest and the trained model's spec:
     mlflow run . -e shard --env-manager local -P catalog=cutouts.csv -P shard_dir=shards/fits -P fits_preset=decals -P fits_bands=z,r,g
 """
 
-from gz_experiments.cli import entry_point, parse_config
+from gz_experiments.cli import summary_main
 from gz_experiments.config import ShardConfig
 
 
 def run(config: ShardConfig):
     # Imported here: decode workers re-import this module and should not pay for MLflow.
-    from gz_experiments.shards.writer import check_inputs, write_shards
+    from gz_experiments.shards.writer import check_inputs, run_shard
     from gz_experiments.tracking.runs import active_run_id, step_run
     from gz_experiments.tracking.shard import log_shard
 
     check_inputs(config)
     with step_run(config):
-        result = write_shards(config, run_id=active_run_id())
+        result = run_shard(config, run_id=active_run_id())
         log_shard(result)
         result.check()  # too many rejects fails the run, once they are logged
     return result
 
 
-@entry_point
-def main(argv=None):
-    result = run(parse_config(ShardConfig, argv, __doc__))
+def show(result) -> str:
     manifest = result.manifest
-    print(f"{manifest}; rejected {manifest.counts['rejected']} (see {manifest.rejected_path})")
-    return result
+    return f"{manifest}; rejected {manifest.counts['rejected']} (see {manifest.rejected_path})"
+
+
+main = summary_main(ShardConfig, run, __doc__, show=show)
 
 
 if __name__ == "__main__":

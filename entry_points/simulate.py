@@ -15,28 +15,23 @@ Exact commands:
 shard it with --fits-preset simulator to get exactly the pixels of the PNG dataset.
 """
 
-from gz_experiments.cli import entry_point, parse_config
+from gz_experiments.cli import summary_main
 from gz_experiments.config import SimulateConfig
 
 
 def run(config: SimulateConfig):
     # Imported here: render workers re-import this module and should not pay for MLflow.
     from gz_experiments.simulate.dataset import run_simulate
-    from gz_experiments.simulate.preview import preview_grid
     from gz_experiments.tracking.runs import step_run
     from gz_experiments.tracking.simulate import log_simulate
 
     with step_run(config):
         result = run_simulate(config)
-        log_simulate(result.catalog, result.metrics, preview_grid(result.catalog), result.truth)
+        log_simulate(result)
     return result
 
 
-@entry_point
-def main(argv=None):
-    result = run(parse_config(SimulateConfig, argv, __doc__))
-    print(result.summary())
-    return result.catalog
+main = summary_main(SimulateConfig, run, __doc__, show=lambda result: result.summary())
 
 
 if __name__ == "__main__":

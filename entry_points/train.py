@@ -49,18 +49,6 @@ def _train_untracked(config, callbacks, work_dir):
         )
 
 
-def train_trial(config: TrainConfig, report) -> float:
-    """One Optuna trial (tuning.search's train_fn): train in the trial's active child run,
-    reporting every epoch's logs; the best validation loss."""
-    import keras
-
-    callback = keras.callbacks.LambdaCallback(on_epoch_end=report)
-    try:
-        return run(config, callbacks=[callback]).best_val_loss
-    finally:
-        keras.backend.clear_session()  # a long study would otherwise pile up every trial's graph
-
-
 main = summary_main(TrainConfig, run, __doc__, show=with_run_id)
 
 

@@ -14,32 +14,33 @@ Re-running the same command adds trials to the same study (`study_name`, default
 the `champion` alias. A worker that dies costs only its running trial (marked FAILED).
 """
 
-from gz_experiments.cli import entry_point, parse_config
+from gz_experiments.cli import summary_main
 from gz_experiments.config import RegisterConfig, TuneConfig
 
 
 def run(config: TuneConfig, train_fn=None, pruner=None):
     """The study under one parent run; `train_fn` defaults to real training of each trial and
     `pruner` to the config's (tests pass fakes)."""
-    from entry_points.train import train_trial
+    from entry_points.train import run as train
     from gz_experiments.tracking.runs import set_tags, step_run
     from gz_experiments.tracking.tune import MlflowTrials, log_tune
     from gz_experiments.tuning.plots import close
     from gz_experiments.tuning.search import check_inputs, check_outcome, loggable, run_tune
+    from gz_experiments.tuning.trial import training_trial
 
     check_inputs(config)  # a wrong storage fails here, before any MLflow run is opened
     with step_run(loggable(config)) as parent:
         trials = MlflowTrials(parent.info.run_id, config.study_name)
-        result = run_tune(config, trials, train_fn or train_trial, pruner)
+        result = run_tune(config, trials, train_fn or training_trial(train), pruner)
         try:
             log_tune(result)
         finally:
             close(result.figures)
         check_outcome(result)
         if config.register_best and result.best is not None:
-            from gz_experiments.tracking.registry import register_best
+            from gz_experiments.tracking.registry import run_register
 
-            registration = register_best(
+            registration = run_register(
                 RegisterConfig.resolve(
                     config.preset, name=config.model_name, run_id=result.best["run_id"]
                 )
@@ -54,11 +55,7 @@ def run(config: TuneConfig, train_fn=None, pruner=None):
     return result
 
 
-@entry_point
-def main(argv=None):
-    result = run(parse_config(TuneConfig, argv, __doc__))
-    print(result.summary_text())
-    return result
+main = summary_main(TuneConfig, run, __doc__, show=lambda result: result.summary_text())
 
 
 if __name__ == "__main__":

@@ -17,7 +17,6 @@ from gz_experiments.schema import Schema
 
 ID_COL = "id_str"
 FILE_COL = "file_loc"
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 # float32 holds every whole number up to 2^24 exactly; 16777217 would silently become 16777216.
 MAX_VOTES = 2**24
 

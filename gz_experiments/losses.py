@@ -1,15 +1,9 @@
-"""Dirichlet-multinomial negative log-likelihood of volunteer votes over a decision tree.
+"""The Keras face of the vote model: the Dirichlet-multinomial loss and per-question losses.
 
-For one question with vote counts k_a (N = sum k_a) and concentrations alpha_a (A = sum alpha_a):
-
-    log p(k | alpha) = lnG(N+1) - sum lnG(k_a+1) + lnG(A) - lnG(N+A) + sum [lnG(k_a+alpha_a) - lnG(alpha_a)]
-
-Written with `lgamma` (tensorflow-probability does not work with Keras 3) and vectorised over
-questions: per-answer terms are summed into their question with one matmul against a fixed
+The formula lives in `votes.dirichlet_multinomial` (one formula for TensorFlow and NumPy); here
+it runs on TensorFlow's `lgamma` (tensorflow-probability does not work with Keras 3), vectorised
+over questions: per-answer terms are summed into their question with one matmul against a fixed
 answer -> question indicator matrix, so the compiled step has no Python loop over questions.
-
-A question nobody answered (N = 0) contributes exactly 0 and has exactly 0 gradient: every term
-cancels with its twin (lnG(A) - lnG(0 + A), lnG(0 + alpha) - lnG(alpha)), so no mask is needed.
 
 Reduction convention: a galaxy's loss is the **sum over questions**; a batch's loss is the **mean
 over galaxies**. Keras' default `sum_over_batch_size` reduction divides by the per-replica batch
@@ -20,10 +14,14 @@ mean over the *global* batch, whatever the number of replicas.
 from __future__ import annotations
 
 import keras
-import numpy as np
 import tensorflow as tf
 
 from gz_experiments.schema import Schema
+from gz_experiments.votes.dirichlet_multinomial import (
+    log_likelihood,
+    question_groups,
+    tensorflow_backend,
+)
 
 CONCENTRATION_MIN = 1.0
 CONCENTRATION_RANGE = 100.0
@@ -34,20 +32,6 @@ def concentrations_from_logits(logits):
     return CONCENTRATION_MIN + CONCENTRATION_RANGE * tf.sigmoid(logits)
 
 
-def _indicator(question_index_groups, dtype) -> tf.Tensor:
-    n_answers = question_index_groups[-1][1] + 1
-    matrix = np.zeros((n_answers, len(question_index_groups)), dtype=np.float64)
-    for q, (start, end) in enumerate(question_index_groups):
-        matrix[start : end + 1, q] = 1.0
-    return tf.constant(matrix, dtype=dtype)
-
-
-def _groups(schema_or_groups) -> list[tuple[int, int]]:
-    if isinstance(schema_or_groups, Schema):
-        return list(schema_or_groups.question_index_groups)
-    return [tuple(int(i) for i in g) for g in schema_or_groups]
-
-
 def dirichlet_multinomial_nll(counts, concentrations, schema) -> tf.Tensor:
     """Per-galaxy, per-question negative log-likelihood, shape (batch, n_questions).
 
@@ -56,23 +40,8 @@ def dirichlet_multinomial_nll(counts, concentrations, schema) -> tf.Tensor:
     """
     concentrations = tf.convert_to_tensor(concentrations)
     dtype = concentrations.dtype
-    counts = tf.cast(counts, dtype)
-    to_questions = _indicator(_groups(schema), dtype)
-
-    total = tf.matmul(counts, to_questions)
-    alpha_total = tf.matmul(concentrations, to_questions)
-    per_answer = (
-        tf.math.lgamma(counts + concentrations)
-        - tf.math.lgamma(concentrations)
-        - tf.math.lgamma(counts + 1.0)
-    )
-    log_prob = (
-        tf.math.lgamma(total + 1.0)
-        + tf.math.lgamma(alpha_total)
-        - tf.math.lgamma(total + alpha_total)
-        + tf.matmul(per_answer, to_questions)
-    )
-    return -log_prob
+    backend = tensorflow_backend(schema, dtype)
+    return -log_likelihood(tf.cast(counts, dtype), concentrations, backend)
 
 
 @keras.saving.register_keras_serializable(package="gz_experiments")
@@ -84,7 +53,7 @@ class DirichletMultinomialLoss(keras.losses.Loss):
 
     def __init__(self, question_index_groups, name="dirichlet_multinomial", **kwargs):
         super().__init__(name=name, **kwargs)
-        self.question_index_groups = _groups(question_index_groups)
+        self.question_index_groups = question_groups(question_index_groups)
 
     def call(self, y_true, y_pred):
         y_pred = tf.cast(y_pred, tf.float32)  # lgamma in float16 (mixed precision) is too coarse
@@ -110,7 +79,7 @@ class QuestionMetric(keras.metrics.Metric):
     def __init__(self, question_names, question_index_groups, name=None, **kwargs):
         super().__init__(name=name or f"per_question_{self.prefix}", **kwargs)
         self.question_names = list(question_names)
-        self.question_index_groups = _groups(question_index_groups)
+        self.question_index_groups = question_groups(question_index_groups)
         n = len(self.question_names)
         self.totals = self.add_variable(shape=(n,), initializer="zeros", name="totals")
         self.counts = self.add_variable(shape=(n,), initializer="zeros", name="counts")

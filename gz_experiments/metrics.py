@@ -21,10 +21,9 @@ from gz_experiments.losses import (
     CONCENTRATION_MIN,
     CONCENTRATION_RANGE,
     QuestionMetric,
-    _indicator,
-    dirichlet_multinomial_nll,
 )
 from gz_experiments.schema import Schema
+from gz_experiments.votes.dirichlet_multinomial import answers_to_questions, numpy_log_likelihood
 
 
 @keras.saving.register_keras_serializable(package="gz_experiments")
@@ -37,7 +36,7 @@ class VoteFractionMAE(QuestionMetric):
         super().__init__(question_names, question_index_groups, name=name, **kwargs)
 
     def update_state(self, y_true, y_pred, sample_weight=None):
-        to_questions = _indicator(self.question_index_groups, tf.float32)
+        to_questions = tf.constant(answers_to_questions(self.question_index_groups), tf.float32)
         counts = tf.cast(y_true, tf.float32)
         alphas = tf.cast(y_pred, tf.float32)
         votes = tf.matmul(counts, to_questions)  # (B, Q)
@@ -67,7 +66,7 @@ def baseline_concentrations(
 ) -> np.ndarray:
     """(n_answers,) constant concentrations: pooled training fractions x a fitted total per question."""
     counts = np.asarray(train_counts, dtype=np.float64)
-    to_questions = _indicator(schema.question_index_groups, tf.float64).numpy()
+    to_questions = answers_to_questions(schema.question_index_groups)
     answer_votes = counts.sum(axis=0)
     question_votes = answer_votes @ to_questions @ to_questions.T
     sizes = to_questions.sum(axis=0) @ to_questions.T  # each answer's question size
@@ -86,7 +85,7 @@ def baseline_concentrations(
 def _mean_nll(counts: np.ndarray, alphas: np.ndarray, schema: Schema) -> np.ndarray:
     """Mean over galaxies of each question's loss, (Q,), for constant `alphas`."""
     tiled = np.broadcast_to(alphas, counts.shape)
-    return dirichlet_multinomial_nll(counts, tiled, schema).numpy().mean(axis=0)
+    return -numpy_log_likelihood(counts, tiled, schema).mean(axis=0)
 
 
 def baseline_loss(counts: np.ndarray, alphas: np.ndarray, schema: Schema) -> float:

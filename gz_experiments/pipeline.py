@@ -24,9 +24,9 @@ from typing import Protocol
 
 from gz_experiments.config import MainConfig, ShardConfig
 from gz_experiments.errors import UserError
+from gz_experiments.finished_run import FinishedRun
 from gz_experiments.shards.default import shard_dir_for
 from gz_experiments.shards.manifest import MANIFEST_NAME
-from gz_experiments.step_run import StepRun
 
 STEPS = ("simulate", "shard", "train", "evaluate", "register", "predict")
 SPLIT = "test"
@@ -47,11 +47,11 @@ HEADLINE_METRICS = (
 
 class Runner(Protocol):
     def run(self, entry_point: str, parameters: dict[str, str],
-            outputs_exist: Callable[[StepRun], bool] | None = None) -> StepRun: ...  # fmt: skip
+            outputs_exist: Callable[[FinishedRun], bool] | None = None) -> FinishedRun: ...  # fmt: skip
 
 
 # Files outside the tracking store that a reused step's run points to (a cache may be wiped).
-OUTPUTS_EXIST: dict[str, Callable[[StepRun], bool]] = {
+OUTPUTS_EXIST: dict[str, Callable[[FinishedRun], bool]] = {
     "simulate": lambda run: Path(run.tags.get("gz.catalog", "")).is_file(),
     "shard": lambda run: (Path(run.params.get("shard_dir", "")) / MANIFEST_NAME).is_file(),
 }
@@ -60,7 +60,7 @@ OUTPUTS_EXIST: dict[str, Callable[[StepRun], bool]] = {
 @dataclass
 class PipelineResult:
     preset: str
-    steps: dict[str, StepRun] = field(default_factory=dict)
+    steps: dict[str, FinishedRun] = field(default_factory=dict)
     shard_dir: str = ""
     model_uri: str = ""
     registered_uri: str = ""
@@ -107,21 +107,21 @@ def shard_folder(catalog: str, preset: str, parameters: dict[str, str]) -> str:
     return str(shard_dir_for(config))
 
 
-def simulated_catalog(run: StepRun) -> str:
+def simulated_catalog(run: FinishedRun) -> str:
     catalog = run.tags.get("gz.catalog", "")
     if not catalog:
         raise UserError(f"simulate run {run.run_id} recorded no catalog (tag gz.catalog)")
     return catalog
 
 
-def registered_uri(run: StepRun, name: str) -> str:
+def registered_uri(run: FinishedRun, name: str) -> str:
     version = run.tags.get("gz.model_version", "")
     if not version:
         raise UserError(f"register run {run.run_id} recorded no version (tag gz.model_version)")
     return f"models:/{name}/{version}"
 
 
-def predictions_location(run: StepRun) -> str:
+def predictions_location(run: FinishedRun) -> str:
     base = run.artifact_uri.removeprefix("file://")
     return f"{base.rstrip('/')}/predictions.parquet"
 
@@ -131,7 +131,7 @@ def run_pipeline(config: MainConfig, runner: Runner) -> PipelineResult:
     extra = step_overrides(config.extra)
     result = PipelineResult(preset=config.preset)
 
-    def run(step: str, parameters: dict[str, str]) -> StepRun:
+    def run(step: str, parameters: dict[str, str]) -> FinishedRun:
         result.steps[step] = runner.run(
             step, {**parameters, **extra[step]}, OUTPUTS_EXIST.get(step)
         )

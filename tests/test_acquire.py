@@ -18,9 +18,10 @@ from gz_experiments.config import AcquireConfig, ConfigError, PredictConfig, Sam
 from gz_experiments.config.acquisition import ACQUISITIONS
 from gz_experiments.errors import UserError
 from gz_experiments.prediction import tables
-from gz_experiments.prediction.run import predict, run_predict
+from gz_experiments.prediction.parameters import SKIPPED_REASON
+from gz_experiments.prediction.run import run_predict
+from gz_experiments.prediction.stream import predict
 from gz_experiments.schema import get_schema
-from gz_experiments.serving.limits import SKIPPED_REASON
 from gz_experiments.serving.model import predict_frame
 from gz_experiments.tracking.models import signature_for
 

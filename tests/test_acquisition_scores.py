@@ -16,9 +16,9 @@ from gz_experiments.acquisition import (
     n_outcomes,
     question_information,
 )
-from gz_experiments.acquisition import scores as scores_module
-from gz_experiments.evaluation import protocol as evaluate
 from gz_experiments.schema import Schema
+from gz_experiments.votes import information as scores_module
+from gz_experiments.votes.dirichlet_multinomial import answer_marginal_pmf, outcomes
 
 # `shape` (binary) is asked of everyone, `arms` (3 answers) only after "disk".
 TREE = Schema.from_dict(
@@ -65,16 +65,16 @@ def test_exact_matches_brute_force_enumeration(n, n_answers, n_samples):
     expected = np.array([brute_force(a, n) for a in alpha])
     np.testing.assert_allclose(bald, expected[:, 0], rtol=1e-9, atol=1e-10)
     np.testing.assert_allclose(entropy, expected[:, 1], rtol=1e-9, atol=1e-10)
-    assert n_outcomes(n, n_answers) == len(scores_module._compositions(n, n_answers))
+    assert n_outcomes(n, n_answers) == len(outcomes(n, n_answers))
 
 
 def test_binary_question_equals_beta_binomial_mixture():
     alpha = random_concentrations((5, 4, 2), seed=1)
     n = 25
     n_votes = np.full(len(alpha), n)
-    mixture = evaluate.beta_binomial_posterior(n_votes, alpha[..., 0], alpha[..., 1])
+    mixture = answer_marginal_pmf(n_votes, alpha[..., 0], alpha[..., 1])
     per_sample = [
-        evaluate.beta_binomial_posterior(n_votes, alpha[:, [s], 0], alpha[:, [s], 1])
+        answer_marginal_pmf(n_votes, alpha[:, [s], 0], alpha[:, [s], 1])
         for s in range(alpha.shape[1])
     ]
     entropy = -np.sum(mixture * np.log(mixture), axis=1)

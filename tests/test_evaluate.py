@@ -9,6 +9,7 @@ from scipy import stats
 
 from gz_experiments.evaluation import protocol as evaluate
 from gz_experiments.schema import Schema
+from gz_experiments.votes.dirichlet_multinomial import answer_marginal_pmf
 
 # A two-question tree: `shape` (binary) is asked of everyone, `arms` (3 answers) after "disk".
 TREE = Schema.from_dict(
@@ -84,7 +85,7 @@ def test_mc_samples_are_averaged_as_dirichlet_means():
     conc[0, :2, 0] = [3, 1]  # mean 0.75
     conc[0, :2, 1] = [1, 1]  # mean 0.5
     conc[0, 2:, :] = 1
-    fractions = evaluate.expected_fractions(conc, TREE)
+    fractions = evaluate.mean_expected_fractions(conc, TREE)
     np.testing.assert_allclose(fractions[0, :2], [0.625, 0.375])
 
 
@@ -92,7 +93,7 @@ def test_beta_binomial_mixture_matches_scipy():
     n = np.array([5, 12])
     alpha = np.array([[2.0, 7.0], [1.5, 3.0]])
     beta = np.array([[3.0, 1.0], [4.0, 2.5]])
-    pmf = evaluate.beta_binomial_posterior(n, alpha, beta)
+    pmf = answer_marginal_pmf(n, alpha, beta)
     assert pmf.shape == (2, 13)
     for g in range(2):
         k = np.arange(n[g] + 1)
@@ -208,12 +209,12 @@ def test_evaluate_model_logs_metrics_plots_and_tables(tmp_path, tracking):
     from gz_experiments.config import EvaluateConfig, ShardConfig
     from gz_experiments.model_spec import ModelSpec
     from gz_experiments.models import build_model
-    from gz_experiments.shards.writer import write_shards
+    from gz_experiments.shards.writer import run_shard
     from gz_experiments.tracking.models import log_galaxy_model
 
     catalog, tree = write_toy_catalog(tmp_path / "sim")
     shard_dir = tmp_path / "shards"
-    write_shards(
+    run_shard(
         ShardConfig.resolve(
             "debug", catalog=str(catalog), shard_dir=str(shard_dir), schema=str(tree),
             img_size=16, test_fraction=0.5, n_workers=1,
@@ -269,7 +270,7 @@ def test_joint_rmse_is_kaggles_metric_on_the_columns_a_split_has():
     counts = cumulative_to_counts(cumulative, schema, 40, "fractional", present)
     guess = np.random.default_rng(0).uniform(1, 50, (len(rows), schema.n_answers))
     result = evaluate.evaluate_predictions(schema, counts, guess)
-    predicted = kaggle_table(evaluate.expected_fractions(guess, schema), schema)
+    predicted = kaggle_table(evaluate.mean_expected_fractions(guess, schema), schema)
     expected = rmse_kaggle(rows[columns], predicted, columns)
     assert result.overall["joint_rmse"] == pytest.approx(expected, rel=1e-6)
     assert "joint_rmse" in result.questions[6].metrics  # how-rounded (Class7)

@@ -26,7 +26,7 @@ from gz_experiments.models import (
     with_new_head,
 )
 from gz_experiments.shards.manifest import load_manifest
-from gz_experiments.shards.writer import write_shards
+from gz_experiments.shards.writer import run_shard
 from gz_experiments.training.finetune import (
     check_images,
     check_parent,
@@ -59,7 +59,7 @@ def ring_shards(tmp_path_factory):
         schema=str(folder / "rings.yaml"), img_size=24, greyscale=False, class_column="ring",
         val_fraction=0.25, test_fraction=0.1, n_workers=1,
     )  # fmt: skip
-    write_shards(config, progress=False).check()
+    run_shard(config, progress=False).check()
     return load_manifest(folder / "shards")
 
 
@@ -96,9 +96,9 @@ def test_frozen_finetune_from_a_registered_model_keeps_the_encoder_and_records_l
 
     from entry_points.finetune import run
     from gz_experiments.config import RegisterConfig
-    from gz_experiments.prediction.run import predict
+    from gz_experiments.prediction.stream import predict
     from gz_experiments.tracking.models import load_galaxy_model
-    from gz_experiments.tracking.registry import register_best
+    from gz_experiments.tracking.registry import run_register
 
     parent_run = logged_parent(tmp_path, parent)
     client = MlflowClient()
@@ -136,7 +136,7 @@ def test_frozen_finetune_from_a_registered_model_keeps_the_encoder_and_records_l
     image = pd.read_parquet(ring_shards.catalog_path("test"))["file_loc"].iloc[0]
     table = predict(finetuned, spec, [image])
     assert 0 <= table["ring_yes_fraction"].iloc[0] <= 1
-    registered = register_best(RegisterConfig.resolve("cpu", run_id=run_id, name="gz-rings"))
+    registered = run_register(RegisterConfig.resolve("cpu", run_id=run_id, name="gz-rings"))
     assert registered.version == "1"
 
 
@@ -290,7 +290,7 @@ def test_kaggle_vote_fractions_are_finetune_labels(parent, tmp_path):
         images=str(data / "images"), count_mode="fractional", max_rows=40,
     ))  # fmt: skip
     assert ingested.fractional_votes
-    write_shards(ShardConfig.resolve(
+    run_shard(ShardConfig.resolve(
         "debug", catalog=str(ingested.catalog), shard_dir=str(tmp_path / "shards"),
         schema="kaggle-gz2", img_size=24, greyscale=False, fractional_votes=True,
         val_fraction=0.25, test_fraction=0.1, n_workers=1,

@@ -20,7 +20,7 @@ from gz_experiments.images.fits import (
     read_fits,
     write_fits,
 )
-from gz_experiments.images.raster import ImageError, decode_image, encode_png
+from gz_experiments.images.raster import ImageError, decode_raster, encode_png
 from gz_experiments.simulate import render
 from gz_experiments.simulate.latents import galaxy, sample_latents
 
@@ -320,7 +320,7 @@ def test_decode_fits_resizes_and_greys_exactly_like_decode_image_of_a_png(tmp_pa
     png = encode_png(rgb)  # an L PNG for one channel: decode_image turns it to RGB first
     for size, grey in ((30, False), (30, True), (17, False), (17, True), (64, True)):
         np.testing.assert_array_equal(
-            decode_fits(path, size, grey, settings), decode_image(png, size, grey)
+            decode_fits(path, size, grey, settings), decode_raster(png, size, grey)
         )
 
 
@@ -365,5 +365,5 @@ def test_simulated_galaxy_fits_gives_exactly_the_png_pixels(tmp_path, monkeypatc
         np.testing.assert_array_equal(fits_to_uint8(read_fits(path, settings), settings), rgb)
         png = encode_png(rgb)
         for size, grey in ((flux.shape[-1], False), (32, False), (32, True)):
-            expected = decode_image(png, size, grey)
+            expected = decode_raster(png, size, grey)
             np.testing.assert_array_equal(decode_fits(path, size, grey, settings), expected)

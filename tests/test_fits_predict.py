@@ -16,10 +16,10 @@ import pytest
 from gz_experiments.config import Sampling, ShardConfig, TrainConfig
 from gz_experiments.images import encode_png
 from gz_experiments.images.decode import NO_FITS_SETTINGS
-from gz_experiments.prediction.run import predict
+from gz_experiments.prediction.stream import predict
 from gz_experiments.schema import get_schema
 from gz_experiments.shards.manifest import load_manifest
-from gz_experiments.shards.writer import write_shards
+from gz_experiments.shards.writer import run_shard
 from gz_experiments.simulate.render import stretch
 from gz_experiments.training.fit import fit
 
@@ -47,7 +47,7 @@ def trained(tmp_path_factory):
         "debug", catalog=str(root / "catalog.csv"), shard_dir=str(root / "shards"),
         img_size=32, fits_preset="simulator", n_workers=1,
     )  # fmt: skip
-    write_shards(shard_config).check()
+    run_shard(shard_config).check()
     manifest = load_manifest(root / "shards")
     config = TrainConfig.resolve("debug", shard_dir=str(root / "shards"), epochs=1,
                                  batch_size=8, image_size=16, verbose=0)  # fmt: skip

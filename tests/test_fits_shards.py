@@ -16,7 +16,7 @@ from gz_experiments.images import decode_image, encode_png
 from gz_experiments.schema import get_schema
 from gz_experiments.shards.dataset import make_dataset
 from gz_experiments.shards.manifest import Manifest
-from gz_experiments.shards.writer import write_shards
+from gz_experiments.shards.writer import run_shard
 from gz_experiments.simulate.dataset import simulate
 from gz_experiments.simulate.render import stretch
 
@@ -43,7 +43,7 @@ def config_for(cat: str, shard_dir, **overrides) -> ShardConfig:
 
 
 def shard(cat: str, shard_dir, **overrides) -> Manifest:
-    return write_shards(config_for(cat, shard_dir, **overrides)).manifest
+    return run_shard(config_for(cat, shard_dir, **overrides)).manifest
 
 
 def stored(manifest: Manifest, split: str = "train") -> dict[str, np.ndarray]:
@@ -116,7 +116,7 @@ def test_manifest_records_fits_settings_only_when_the_catalog_names_fits(layouts
     expected = SIMULATOR.to_dict() | {"white": 400.0}
     assert json.loads(mixed.path.read_text())["fits"] == expected == mixed.data["inputs"]["fits"]
     assert mixed.fits.white == 400.0 and mixed.counts["written"] == 4
-    again = write_shards(config_for(cat, tmp_path / "m", fits_stretch={"white": "400"}))
+    again = run_shard(config_for(cat, tmp_path / "m", fits_stretch={"white": "400"}))
     assert again.files_written == 0  # same inputs: nothing rewritten
     with pytest.raises(UserError, match="changed: fits"):  # another stretch: other pixels
         shard(cat, tmp_path / "m")
@@ -129,7 +129,7 @@ def test_simulated_fits_and_png_datasets_give_the_same_shards(tmp_path):
             "debug", out_dir=str(tmp_path / fmt), n_galaxies=24, img_size=40, image_format=fmt
         )
         cat = simulate(config, progress=False)
-        manifests[fmt] = write_shards(
+        manifests[fmt] = run_shard(
             ShardConfig.resolve(
                 "debug",
                 catalog=str(cat),

@@ -15,7 +15,7 @@ from gz_experiments.errors import UserError
 from gz_experiments.images import (
     ImageError,
     decode_image,
-    decode_image_counted,
+    decode_image_and_count_filled,
     encode_png,
     image_id,
     image_suffix,
@@ -83,10 +83,10 @@ def test_filled_pixels_are_counted_and_png_has_none(tmp_path):
     flux[0, :2, :3] = np.nan  # 6 pixels of g
     flux[2, 0, 0] = -np.inf  # 1 pixel of z
     path = write_layout(tmp_path / "g", flux, "cube")
-    pixels, filled = decode_image_counted(path, 16, False, fits=SIMULATOR)
+    pixels, filled = decode_image_and_count_filled(path, 16, False, fits=SIMULATOR)
     assert filled == 6 and pixels.shape == (16, 16, 3)
     png = encode_png(stretch(simulated_flux(1)[0]))
-    assert decode_image_counted(png, 16, False)[1] == 0
+    assert decode_image_and_count_filled(png, 16, False)[1] == 0
 
 
 def test_settings_modules_do_not_import_astropy():

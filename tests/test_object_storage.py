@@ -77,7 +77,7 @@ def test_a_shard_folder_on_s3_reads_as_its_local_original(uploaded, s3, tmp_path
 
 def test_processes_copying_the_same_folder_at_once_get_one_verified_copy(uploaded):
     _, url = uploaded
-    command = [sys.executable, "-c", f"from gz_experiments.storage import local_shards as l; print(l({url!r}))"]  # fmt: skip
+    command = [sys.executable, "-c", f"from gz_experiments.shards.remote import local_shards as l; print(l({url!r}))"]  # fmt: skip
     workers = [subprocess.Popen(command, stdout=subprocess.PIPE, text=True) for _ in range(3)]
     folders = {w.communicate(timeout=120)[0].strip() for w in workers}
     assert [w.returncode for w in workers] == [0, 0, 0]

@@ -7,8 +7,8 @@ import pytest
 from gz_experiments import pipeline
 from gz_experiments.config import MainConfig, ShardConfig
 from gz_experiments.errors import UserError
+from gz_experiments.finished_run import FinishedRun
 from gz_experiments.shards.default import default_shard_config
-from gz_experiments.step_run import StepRun
 from gz_experiments.tracking.projects import ProjectRunner, find_finished_run
 
 ENTRY_POINT_TAG = "mlflow.project.entryPoint"
@@ -28,7 +28,7 @@ class FakeRunner:
             "register": {"gz.model_version": "7"},
         }.get(entry_point, {})
         metrics = {"test/mean_accuracy": 0.9, "test/truth_mae_ratio": 0.8}
-        return StepRun(entry_point, f"{entry_point}-id", reused=False, tags=tags, metrics=metrics,
+        return FinishedRun(entry_point, f"{entry_point}-id", reused=False, tags=tags, metrics=metrics,
                        artifact_uri=f"file:///store/{entry_point}/artifacts")  # fmt: skip
 
 

@@ -13,8 +13,8 @@ from PIL import Image
 
 from gz_experiments.config import ConfigError, Sampling
 from gz_experiments.errors import UserError
-from gz_experiments.prediction.run import predict, predict_to_file
 from gz_experiments.prediction.sampling import Sampler, compiled
+from gz_experiments.prediction.stream import predict, predict_to_file
 from gz_experiments.prediction.tables import output_columns, summarise
 from gz_experiments.schema import get_schema
 from gz_experiments.serving.model import predict_frame
@@ -172,7 +172,7 @@ def test_frame_with_an_unreadable_image_names_the_row(tiny):
 
 def test_shard_folder_predicts_its_split_in_manifest_order(tiny, real_pngs, tmp_path):
     from gz_experiments.config import ShardConfig
-    from gz_experiments.shards.writer import write_shards
+    from gz_experiments.shards.writer import run_shard
 
     catalog = tmp_path / "unlabelled.csv"
     pd.DataFrame({"id_str": [p.stem for p in real_pngs[:6]], "file_loc": real_pngs[:6]}).to_csv(
@@ -182,7 +182,7 @@ def test_shard_folder_predicts_its_split_in_manifest_order(tiny, real_pngs, tmp_
         "debug", unlabelled_catalog=str(catalog), img_size=32, shard_size=4,
         shard_dir=str(tmp_path / "shards"), schema="gzd5", n_workers=1,
     )  # fmt: skip
-    write_shards(config, progress=False)
+    run_shard(config, progress=False)
     df = predict(tiny[0], tiny[1], tmp_path / "shards", Sampling(n_samples=2, batch_size=4))
     assert df["id_str"].tolist() == [p.stem for p in real_pngs[:6]]  # the catalog's order
     check_table(df, n_samples=2)
@@ -264,7 +264,7 @@ def test_served_file_access_refuses_every_path_alike(tiny, real_pngs, tmp_path):
 
 def predict_frame_rows(tiny, frame, access):
     """The reason each row could not be read (None when it was predicted)."""
-    from gz_experiments.prediction.run import PredictionReport, iter_predictions
+    from gz_experiments.prediction.stream import PredictionReport, iter_predictions
 
     report = PredictionReport(output=None)
     rows = list(iter_predictions(tiny[0], tiny[1], frame, report, Sampling(n_samples=1),

@@ -10,14 +10,14 @@ from mlflow.tracking import MlflowClient
 from gz_experiments.config import RegisterConfig
 from gz_experiments.errors import UserError
 from gz_experiments.tracking.models import load_galaxy_model
-from gz_experiments.tracking.registry import register_best as register
+from gz_experiments.tracking.registry import run_register as register
 
 from .tiny_models import log_training_run, save_tiny_model, tiny_spec
 
 NAME = "gz-test"
 
 
-def register_best(experiment: str, run_id: str = "", force: bool = False):
+def run_register(experiment: str, run_id: str = "", force: bool = False):
     config = RegisterConfig.resolve("cpu", experiment=experiment, name=NAME, run_id=run_id)
     return register(config.replace(force=force))
 
@@ -52,9 +52,9 @@ def test_logged_model_loads_back_from_every_kind_of_uri(tracking, keras_file, tm
 
 def test_best_finished_training_run_becomes_champion_with_tags(tracking, keras_file):
     with pytest.raises(UserError, match="no FINISHED training run"):
-        register_best("test")
+        run_register("test")
     with pytest.raises(UserError, match="no experiment named"):
-        register_best("nope")
+        run_register("nope")
     spec = tiny_spec()
     log_training_run(keras_file, spec, 2.0)
     best = log_training_run(keras_file, spec, 1.0, manifest_hash="m1")
@@ -62,7 +62,7 @@ def test_best_finished_training_run_becomes_champion_with_tags(tracking, keras_f
     with mlflow.start_run():  # better, but no model
         mlflow.set_tags({"gz.step": "train"})
         mlflow.log_metric("best_val_loss", 0.1)
-    result = register_best("test")
+    result = run_register("test")
     assert (result.run_id, result.alias_moved, result.previous_version) == (best, True, None)
     version = MlflowClient().get_model_version(NAME, result.version)
     assert version.tags["gz.source_run_id"] == best
@@ -70,18 +70,18 @@ def test_best_finished_training_run_becomes_champion_with_tags(tracking, keras_f
     assert version.tags["gz.schema"] == "gzd5"
     assert version.tags["gz.data_manifest_sha256"] == "m1"
     assert champion() == result.version
-    again = register_best("test")  # same run: same version, alias untouched
+    again = run_register("test")  # same run: same version, alias untouched
     assert (again.version, again.alias_moved) == (result.version, False)
 
 
 def test_worse_model_does_not_take_the_alias_unless_forced(tracking, keras_file):
     spec = tiny_spec()
-    good = register_best("", run_id=log_training_run(keras_file, spec, 1.0))
+    good = run_register("", run_id=log_training_run(keras_file, spec, 1.0))
     worse_run = log_training_run(keras_file, spec, 1.5, manifest_hash="other")
-    worse = register_best("", run_id=worse_run)
+    worse = run_register("", run_id=worse_run)
     assert not worse.alias_moved and champion() == good.version
     assert "does not beat" in worse.reason and "different data manifests" in worse.reason
-    forced = register_best("", run_id=worse_run, force=True)
+    forced = run_register("", run_id=worse_run, force=True)
     assert forced.alias_moved and forced.version == worse.version and champion() == worse.version
-    better = register_best("", run_id=log_training_run(keras_file, spec, 0.9))
+    better = run_register("", run_id=log_training_run(keras_file, spec, 0.9))
     assert better.alias_moved and champion() == better.version

@@ -17,7 +17,7 @@ from gz_experiments.prediction.inputs import resolve_inputs
 from gz_experiments.representation.anomaly import anomaly_scores, anomaly_table, knn_scores
 from gz_experiments.representation.embed import embed_to_file, read_features
 from gz_experiments.representation.run import run_embed, split_queries
-from gz_experiments.shards.writer import write_shards
+from gz_experiments.shards.writer import run_shard
 
 from .tiny_models import linked_folder, real_images, save_tiny_model, tiny_spec
 
@@ -133,7 +133,7 @@ def test_a_shard_split_is_embedded_and_its_galaxies_found(real_folder, model_fil
     files = sorted(real_folder.iterdir())
     catalog = tmp_path / "catalog.csv"
     pd.DataFrame({"id_str": [p.stem for p in files], "file_loc": files}).to_csv(catalog)
-    write_shards(ShardConfig.resolve(
+    run_shard(ShardConfig.resolve(
         "debug", unlabelled_catalog=str(catalog), shard_dir=str(tmp_path / "s"), img_size=32,
         greyscale=False, n_workers=1,
     ), progress=False).check()  # fmt: skip

@@ -1,4 +1,4 @@
-"""write_shards: round trip, seeded splits, manifest, rejects, no-op re-runs, resume, overwrite."""
+"""run_shard: round trip, seeded splits, manifest, rejects, no-op re-runs, resume, overwrite."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from gz_experiments.schema import get_schema
 from gz_experiments.shards import writer
 from gz_experiments.shards.dataset import make_dataset
 from gz_experiments.shards.manifest import Manifest, load_manifest
-from gz_experiments.shards.writer import write_shards
+from gz_experiments.shards.writer import run_shard
 
 from .conftest import shared_data
 
@@ -50,7 +50,7 @@ def config_for(catalog: Path, shard_dir: Path, **overrides) -> ShardConfig:
 
 def shard(config: ShardConfig, **kwargs) -> Manifest:
     """Shards as the shard step writes them (too many rejects refused): the manifest."""
-    result = write_shards(config, **kwargs)
+    result = run_shard(config, **kwargs)
     result.check()
     return result.manifest
 
@@ -111,7 +111,7 @@ def test_second_run_is_a_no_op_and_changed_inputs_need_overwrite(tmp_path):
     shard_dir = tmp_path / "shards"
     first = shard(config_for(catalog, shard_dir))
     before = _snapshot(shard_dir)
-    again = write_shards(config_for(catalog, shard_dir))
+    again = run_shard(config_for(catalog, shard_dir))
     assert again.files_written == 0 and _snapshot(shard_dir) == before
     with pytest.raises(UserError, match="img_size 16 -> 12.*--overwrite"):
         shard(config_for(catalog, shard_dir, img_size=12))
@@ -128,7 +128,7 @@ def test_an_interrupted_or_damaged_run_resumes_only_the_missing_files(tmp_path):
     damaged.write_bytes(b"garbage")
     removed.unlink()
     before = _snapshot(shard_dir)
-    resumed = write_shards(config_for(catalog, shard_dir))
+    resumed = run_shard(config_for(catalog, shard_dir))
     after = _snapshot(shard_dir)
     assert resumed.files_written == 2 and resumed.manifest.sha256 == manifest.sha256
     changed = {name for name in after if before.get(name) != after[name]}
@@ -215,11 +215,11 @@ def test_parallel_workers_write_the_same_bytes(tmp_path, monkeypatch):
 def test_recording_the_run_id_changes_neither_data_nor_manifest_hash(tmp_path):
     config = config_for(make_catalog(tmp_path, n=6), tmp_path / "shards")
     manifest = shard(config)
-    recorded = write_shards(config, run_id="abc123")
+    recorded = run_shard(config, run_id="abc123")
     assert recorded.files_written == 0 and recorded.manifest.shard_run_id == "abc123"
     assert load_manifest(manifest.shard_dir).shard_run_id == "abc123"
     assert recorded.manifest.sha256 == manifest.sha256
-    assert write_shards(config, run_id="other").manifest.shard_run_id == "abc123"  # kept
+    assert run_shard(config, run_id="other").manifest.shard_run_id == "abc123"  # kept
 
 
 def test_entry_point_logs_an_mlflow_run(tmp_path, tracking):

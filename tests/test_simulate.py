@@ -163,7 +163,7 @@ def test_entry_point_logs_params_counts_and_preview(tmp_path, tracking, capsys):
     out = tmp_path / "entry"
     catalog_path = main(
         ["--preset", "debug", "--n-galaxies", "30", "--img-size", "24", "--out-dir", str(out)]
-    )
+    ).catalog
     assert catalog_path == out / CATALOG and str(catalog_path) in capsys.readouterr().out
     client = MlflowClient()
     run = client.search_runs([client.get_experiment_by_name("test").experiment_id])[0]

@@ -88,8 +88,8 @@ def test_spark_predicts_the_local_table_and_counts_bad_images(spark, champion, t
 
 @pytest.mark.e2e
 def test_a_folder_is_read_by_spark_with_the_local_ids(spark, champion, tmp_path):
-    from gz_experiments.prediction.run import predict
     from gz_experiments.prediction.spark import predict_spark
+    from gz_experiments.prediction.stream import predict
     from gz_experiments.tracking.models import load_galaxy_model
     from gz_experiments.tracking.spark import spark_model
 

@@ -21,11 +21,12 @@ from gz_experiments.errors import UserError
 from gz_experiments.model_spec import ModelSpec
 from gz_experiments.schema import get_schema
 from gz_experiments.shards.manifest import load_manifest
-from gz_experiments.shards.writer import write_shards
+from gz_experiments.shards.writer import run_shard
 from gz_experiments.training.fit import (
     BEST,
     LAST,
     STATE,
+    BriefProgressBar,
     Checkpointer,
     EpochLine,
     TrainState,
@@ -80,7 +81,7 @@ def shards(tmp_path_factory) -> Path:
         test_fraction=0.1,
         n_workers=1,
     )
-    write_shards(config, progress=False)
+    run_shard(config, progress=False)
     return load_manifest(folder / "shards")
 
 
@@ -158,6 +159,19 @@ def test_progress_is_quiet_in_ci_and_one_line_per_epoch_in_logs(monkeypatch):
     assert isinstance(progress_callbacks(2, 5)[0], EpochLine)
     monkeypatch.setenv("CI", "true")
     assert progress_callbacks(-1, 5) == []
+
+
+def test_progress_bar_shows_the_totals_only(capsys):
+    bar = progress_callbacks(1, 3)[0]
+    assert isinstance(bar, BriefProgressBar)
+    bar.set_params({"steps": 2, "epochs": 1, "verbose": 0})
+    bar.on_epoch_begin(1)
+    for step in range(2):
+        bar.on_train_batch_end(step, {"loss": 1.5, "loss/bar": 0.25})
+    bar.on_epoch_end(1, {"loss": 1.25, "loss/bar": 0.25, "val_loss": 2.0, "val_loss/bar": 1.0})
+    out = capsys.readouterr().out
+    assert "Epoch 2/3" in out and "2/2" in out
+    assert "loss: 1.2500" in out and "val_loss: 2.0000" in out and "/bar" not in out
 
 
 def test_epoch_logger_logs_every_metric_each_epoch_and_uploads_checkpoints(tracking, tmp_path):

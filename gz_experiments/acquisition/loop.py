@@ -25,11 +25,11 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from gz_experiments.acquisition.scores import acquisition_scores
 from gz_experiments.config import Sampling, SimulateConfig
 from gz_experiments.config.acquisition import ActiveLearningConfig
 from gz_experiments.model_spec import ModelSpec
 from gz_experiments.schema import Schema, get_schema
+from gz_experiments.votes.information import acquisition_scores
 
 PREDICT_BATCH = 256
 CURVE_COLUMNS = ["strategy", "seed", "round", "n_labelled", "test_loss", "truth_mae", "epochs",
@@ -124,11 +124,11 @@ def held_out(model, schema: Schema, test: Galaxies) -> dict[str, float]:
     """On `test`, dropout off: `test_loss` (mean over galaxies of the summed per-question loss),
     `truth_mae`, and each question's mean loss as `test_loss/<question>` (they sum to test_loss)."""
     from gz_experiments.evaluation.protocol import truth_metrics
-    from gz_experiments.losses import dirichlet_multinomial_nll
+    from gz_experiments.votes.dirichlet_multinomial import expected_fractions, numpy_log_likelihood
 
     alphas = model.predict(test.images, batch_size=PREDICT_BATCH, verbose=0).astype(np.float64)
-    per_question = dirichlet_multinomial_nll(test.counts, alphas, schema).numpy().mean(0)
-    fractions = schema.fractions_within_questions(alphas)
+    per_question = -numpy_log_likelihood(test.counts, alphas, schema).mean(0)
+    fractions = expected_fractions(alphas, schema)
     out = {"test_loss": float(per_question.sum())}
     out["truth_mae"] = truth_metrics(schema, test.counts, fractions, test.truth)["truth_mae"]
     return out | {f"test_loss/{q.name}": float(v) for q, v in zip(schema.questions, per_question,
@@ -225,9 +225,9 @@ def labels_to_reach(n_labelled: np.ndarray, values: np.ndarray, target: float) -
 def closed_loop(config: ActiveLearningConfig, data: LoopData,
                 on_round: Callable[[dict], None] | None = None) -> LoopResult:  # fmt: skip
     """Every strategy for every seed (seed-major, so a partial run still pairs strategies)."""
-    from gz_experiments.acquisition.scores import acquisition_column_names
     from gz_experiments.errors import UserError
     from gz_experiments.metrics import baseline_concentrations, baseline_loss
+    from gz_experiments.votes.information import acquisition_column_names
 
     try:
         acquisition_column_names(data.schema, config.questions or None)

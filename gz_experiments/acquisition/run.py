@@ -27,16 +27,18 @@ import numpy as np
 import pandas as pd
 
 from gz_experiments.acquisition.plots import top_grid
-from gz_experiments.acquisition.scores import acquisition_column_names, acquisition_columns
 from gz_experiments.config import AcquireConfig
 from gz_experiments.errors import UserError
 from gz_experiments.model_spec import ModelSpec
 from gz_experiments.prediction.inputs import FileAccess, check_model_and_input, resolve_inputs
-from gz_experiments.prediction.run import SKIPPED_FILE, PredictionReport
+from gz_experiments.prediction.run import SKIPPED_FILE
 from gz_experiments.prediction.sampling import Sampler, galaxy_seed
+from gz_experiments.prediction.stream import PredictionReport
 from gz_experiments.prediction.writer import output_format_for
 from gz_experiments.progress import show_progress
 from gz_experiments.schema import Schema
+from gz_experiments.votes.dirichlet_multinomial import expected_fractions
+from gz_experiments.votes.information import acquisition_column_names, acquisition_columns
 
 TABLE = "acquisition"  # acquisition.parquet / acquisition.csv
 GRID_FILE = "top_galaxies.png"
@@ -98,7 +100,7 @@ def random_scores(ids: list[str], seed: int) -> np.ndarray:
 
 def score_batch(ids, concentrations, schema: Schema, questions, config: AcquireConfig):
     """The batch's rows: id_str, score and the per-question columns of the output table."""
-    expected = schema.fractions_within_questions(concentrations).mean(axis=1)
+    expected = expected_fractions(concentrations, schema).mean(axis=1)
     p_asked = schema.p_asked(expected)
     info = acquisition_columns(concentrations, schema, config.n_volunteers, questions)
     weights = np.stack([p_asked[:, schema.question(q).index] for q in questions], axis=1)

@@ -21,7 +21,7 @@ question:
 On simulated data, `truth_metrics` also compares with the simulator's true answer probabilities:
 the model's MAE next to the volunteers' own MAE (the floor set by counting noise) and their ratio.
 
-Pure NumPy / SciPy / scikit-learn: no TensorFlow, no MLflow. `evaluation.inputs` produces its
+The vote maths come from `votes.dirichlet_multinomial`. Pure NumPy / scikit-learn: no TensorFlow, no MLflow. `evaluation.inputs` produces its
 inputs from a model and shards; `evaluation.run` is the step; `tracking/evaluate.py` logs it.
 """
 
@@ -31,10 +31,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
-from scipy.special import gammaln
 from sklearn.metrics import precision_recall_fscore_support
 
 from gz_experiments.schema import Question, Schema
+from gz_experiments.votes.dirichlet_multinomial import answer_marginal_pmf, expected_fractions
 
 MIN_P_ASKED = 0.5
 CONFIDENT_FRACTION = 0.8
@@ -85,11 +85,11 @@ def as_samples(concentrations: np.ndarray) -> np.ndarray:
     return conc[..., None] if conc.ndim == 2 else conc
 
 
-def expected_fractions(concentrations: np.ndarray, schema: Schema) -> np.ndarray:
-    """Expected vote fraction per answer: the Dirichlet mean within its question, averaged over
+def mean_expected_fractions(concentrations: np.ndarray, schema: Schema) -> np.ndarray:
+    """Expected vote fraction per answer (the Dirichlet mean within its question) averaged over
     MC samples, shape (galaxies, answers)."""
     conc = np.moveaxis(as_samples(concentrations), -1, 0)  # (samples, galaxies, answers)
-    return schema.fractions_within_questions(conc).mean(axis=0)
+    return expected_fractions(conc, schema).mean(axis=0)
 
 
 # ---- classification and regression ----------------------------------------------------------
@@ -128,30 +128,6 @@ def regression_metrics(true_fractions: np.ndarray, pred_fractions: np.ndarray) -
 
 
 # ---- calibration ----------------------------------------------------------------------------
-
-
-def beta_binomial_posterior(n_votes: np.ndarray, alpha: np.ndarray, beta: np.ndarray) -> np.ndarray:
-    """P(k votes | N) for k = 0..max(N), the equal mixture over samples of beta-binomials.
-
-    n_votes (galaxies,), alpha and beta (galaxies, samples) -> (galaxies, max N + 1), zero for k > N.
-    """
-    n = np.asarray(n_votes, dtype=np.float64)[:, None, None]
-    alpha = np.asarray(alpha, dtype=np.float64)[:, :, None]
-    beta = np.asarray(beta, dtype=np.float64)[:, :, None]
-    k = np.arange(int(n.max(initial=0)) + 1, dtype=np.float64)[None, None, :]
-    valid = k <= n
-    k_in = np.where(valid, k, 0.0)
-    log_choose = gammaln(n + 1) - gammaln(k_in + 1) - gammaln(n - k_in + 1)
-    log_pmf = (
-        log_choose
-        + gammaln(k_in + alpha)
-        + gammaln(n - k_in + beta)
-        - gammaln(n + alpha + beta)
-        + gammaln(alpha + beta)
-        - gammaln(alpha)
-        - gammaln(beta)
-    )
-    return np.where(valid, np.exp(log_pmf), 0.0).mean(axis=1)
 
 
 def highest_density_sets(pmf: np.ndarray, level: float) -> tuple[np.ndarray, np.ndarray]:
@@ -206,7 +182,7 @@ def question_coverage(counts_q: np.ndarray, conc_q: np.ndarray, levels=COVERAGE_
         for start in range(0, len(counts_q), chunk):  # bounds memory at (chunk, samples, N + 1)
             rows = slice(start, start + chunk)
             alpha = conc_q[rows, a]
-            pmf = beta_binomial_posterior(n_votes[rows], alpha, total[rows] - alpha)
+            pmf = answer_marginal_pmf(n_votes[rows], alpha, total[rows] - alpha)
             chunk_hits, chunk_masses = coverage_sums(counts_q[rows, a], pmf, levels)
             hits += chunk_hits
             masses += chunk_masses
@@ -286,7 +262,7 @@ def evaluate_predictions(
             f"{schema.n_answers} answer columns for the same galaxies"
         )
     true_fractions = schema.fractions_within_questions(counts)
-    pred_fractions = expected_fractions(conc, schema)
+    pred_fractions = mean_expected_fractions(conc, schema)
     p_asked = schema.p_asked(true_fractions)
     questions = [
         evaluate_question(q, counts, conc, true_fractions, pred_fractions, p_asked)

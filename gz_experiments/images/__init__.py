@@ -6,7 +6,7 @@
 - `fits`: FITS flux through astropy and an asinh stretch (`FitsSettings`).
 """
 
-from gz_experiments.images.decode import decode_image, decode_image_counted, load_image
+from gz_experiments.images.decode import decode_image, decode_image_and_count_filled, load_image
 from gz_experiments.images.fits.stretch import FitsSettings
 from gz_experiments.images.formats import IMAGE_SUFFIXES, image_id, image_suffix, is_fits
 from gz_experiments.images.raster import ImageError, encode_png
@@ -16,7 +16,7 @@ __all__ = [
     "FitsSettings",
     "ImageError",
     "decode_image",
-    "decode_image_counted",
+    "decode_image_and_count_filled",
     "encode_png",
     "image_id",
     "image_suffix",

@@ -39,10 +39,10 @@ def decode_image(
     `max_pixels` bounds a PNG/JPEG's pixels and a FITS's values read (pixels x bands), both
     checked from the header before decoding. Raises ImageError with a one-line `.reason`.
     """
-    return decode_image_counted(source, img_size, greyscale, max_pixels, fits)[0]
+    return decode_image_and_count_filled(source, img_size, greyscale, max_pixels, fits)[0]
 
 
-def decode_image_counted(
+def decode_image_and_count_filled(
     source: Source,
     img_size: int,
     greyscale: bool,
@@ -57,7 +57,7 @@ def decode_image_counted(
 
         return decode_fits_counted(source, img_size, greyscale, fits, max_pixels)
     try:
-        return raster.decode_image(source, img_size, greyscale, max_pixels), 0
+        return raster.decode_raster(source, img_size, greyscale, max_pixels), 0
     except ImageError:
         # Read again only on failure: a FITS saved as .png (say) gets a reason that says so.
         if not isinstance(source, bytes | bytearray) and file_is_fits(source):

@@ -15,9 +15,11 @@ from pathlib import Path
 
 RASTER_SUFFIXES = (".png", ".jpg", ".jpeg")
 # .fz is fpack's tile-compressed FITS, .gz a gzipped one (astropy reads both).
-FITS_SUFFIXES = tuple(b + z for b in (".fits", ".fit", ".fts") for z in ("", ".gz", ".fz"))
+FITS_COMPRESSIONS = ("", ".gz", ".fz")
+FITS_SUFFIXES = tuple(b + z for b in (".fits", ".fit", ".fts") for z in FITS_COMPRESSIONS)
 IMAGE_SUFFIXES = RASTER_SUFFIXES + FITS_SUFFIXES
-ACCEPTED = ".png/.jpg/.jpeg/.fits/.fits.gz/.fits.fz"  # for messages (.fit and .fts work too)
+# For messages (.fit and .fts work too): ".png/.jpg/.jpeg/.fits/.fits.gz/.fits.fz".
+ACCEPTED = "/".join(RASTER_SUFFIXES + tuple(".fits" + z for z in FITS_COMPRESSIONS))
 FITS_MAGIC = b"SIMPLE  ="  # the first card of every FITS file
 GZIP_MAGIC = b"\x1f\x8b"
 # The first header block: the magic is in its first card, compressed or not.

@@ -2,7 +2,7 @@
 
 Pillow decodes PNG or JPEG, converts to RGB, resizes with LANCZOS to a square `img_size` and,
 for greyscale, takes the plain mean of the three bands (as zoobot did, not a luminance weighting;
-averaged before the resize, see decode_image). Pixels are uint8 *before* scaling to [0, 1], so an
+averaged before the resize, see decode_raster). Pixels are uint8 *before* scaling to [0, 1], so an
 image decoded for prediction is bit-identical to the one stored in a shard.
 
 No TensorFlow here: shard workers import this module and nothing heavier.
@@ -87,7 +87,7 @@ def check_pixels(source: Source, width: int, height: int, max_pixels: int) -> No
         )
 
 
-def decode_image(
+def decode_raster(
     source: Source, img_size: int, greyscale: bool, max_pixels: int = DEFAULT_MAX_PIXELS
 ) -> np.ndarray:
     """uint8 array (img_size, img_size, 1 if greyscale else 3): what a shard stores."""
@@ -107,17 +107,6 @@ def stored_pixels(rgb: Image.Image, img_size: int, greyscale: bool) -> np.ndarra
         pixels = pixels.resize((img_size, img_size), Image.Resampling.LANCZOS)
     array = np.asarray(pixels, dtype=np.uint8)
     return array[..., None] if greyscale else array
-
-
-def load_image(
-    source: Source, img_size: int, greyscale: bool, max_pixels: int = DEFAULT_MAX_PIXELS
-) -> np.ndarray:
-    """float32 (img_size, img_size, C) in [0, 1], C = 1 for greyscale else 3.
-
-    `source` is a path or the bytes of a PNG/JPEG file. Raises ImageError (a UserError) naming
-    the file and the reason for anything that is not a readable 8-bit PNG/JPEG.
-    """
-    return decode_image(source, img_size, greyscale, max_pixels).astype(np.float32) / 255.0
 
 
 def encode_png(pixels: np.ndarray, compress_level: int = 1) -> bytes:

@@ -24,8 +24,9 @@ from gz_experiments.ingest.fractions import (
 )
 from gz_experiments.ingest.outputs import read_catalog_note
 from gz_experiments.ingest.posteriors import read_published_posteriors
-from gz_experiments.ingest.releases import RELEASE_NAMES, detect_release, get_release, load_tree
+from gz_experiments.ingest.releases import RELEASE_NAMES, detect_release, load_tree
 from gz_experiments.ingest.run import IngestResult, SourceSummary, run_ingest
+from gz_experiments.ingest.sources import get_release
 
 __all__ = [
     "COUNT_MODES",

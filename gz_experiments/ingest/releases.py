@@ -325,16 +325,6 @@ if (*RELEASES, GENERIC) != RELEASE_NAMES:  # the config offers exactly the adapt
 MERGED_TREES = {frozenset({"gzd5", "gzd12"}): "decals-all"}
 
 
-def get_release(name: str, mapping: str | Path = "") -> Release:
-    if name == GENERIC:
-        from gz_experiments.ingest.generic import GenericRelease
-
-        return GenericRelease.from_file(Path(mapping))
-    if name not in RELEASES:
-        raise UserError(f"unknown release {name!r}: use one of {', '.join(RELEASE_NAMES)}")
-    return RELEASES[name]
-
-
 def detect_release(header: list[str]) -> str | None:
     """The release a header looks like, from columns only that release has; None if unsure."""
     have = set(header)

@@ -13,10 +13,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from gz_experiments.config.ingest import AUTO
+from gz_experiments.config.ingest import AUTO, GENERIC, RELEASE_NAMES
 from gz_experiments.errors import UserError
 from gz_experiments.ingest import checks
 from gz_experiments.ingest.fractions import cumulative_to_counts
+from gz_experiments.ingest.generic import GenericRelease
 from gz_experiments.ingest.posteriors import is_posteriors, posteriors_error
 from gz_experiments.ingest.releases import (
     GZ2_MAPPING_NAME,
@@ -26,10 +27,18 @@ from gz_experiments.ingest.releases import (
     Release,
     SourceColumns,
     detect_release,
-    get_release,
 )
 from gz_experiments.ingest.tables import read_columns, read_header
 from gz_experiments.schema import Schema
+
+
+def get_release(name: str, mapping: str | Path = "") -> Release:
+    """The adapter of a named release, or the generic one read from its mapping file."""
+    if name == GENERIC:
+        return GenericRelease.from_file(Path(mapping))
+    if name not in RELEASES:
+        raise UserError(f"unknown release {name!r}: use one of {', '.join(RELEASE_NAMES)}")
+    return RELEASES[name]
 
 
 @dataclass(frozen=True)

@@ -30,7 +30,8 @@ import weakref
 
 import numpy as np
 
-from gz_experiments.config import Sampling
+from gz_experiments.config import Sampling, gpu_visible
+from gz_experiments.model_files import SEED_STATE_SUFFIX
 
 # model -> {(n_samples, mc_mode, jit): compiled functions}. Tracing EfficientNet takes seconds,
 # so a served model must not retrace per request. Weak keys: a dropped model frees its entry.
@@ -79,12 +80,6 @@ class Sampler:
             return self.functions["full"](images).numpy()
         masks = dropout_masks(ids, self.sampling.seed, n, self.width, self.rate)
         return self.functions["sample"](images, masks).numpy()
-
-
-def gpu_visible() -> bool:
-    import tensorflow as tf
-
-    return bool(tf.config.list_physical_devices("GPU"))
 
 
 def compiled(model, n_samples: int, mc_mode: str, jit: bool = False) -> dict:
@@ -169,7 +164,7 @@ def reseed(model, seed: int) -> None:
     Keras layers draw from their own SeedGenerator state variables, set when the model was
     built or loaded; global seeding does not reach them. Each generator gets a distinct start.
     """
-    states = [v for v in model.variables if v.path.endswith("seed_generator_state")]
+    states = [v for v in model.variables if v.path.endswith(SEED_STATE_SUFFIX)]
     starts = np.random.SeedSequence(seed).generate_state(len(states))
     for state, start in zip(states, starts, strict=True):
         state.assign(np.array([start, 0], dtype=state.dtype))

@@ -19,15 +19,14 @@ local predict's whatever the partitioning; "full" is refused (its draws depend o
 from __future__ import annotations
 
 import os
-import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from gz_experiments.config import PredictConfig, Sampling
+from gz_experiments.config import Sampling
 from gz_experiments.model_spec import ModelSpec
+from gz_experiments.prediction.parameters import REQUEST_DEFAULTS, SKIPPED_REASON
 from gz_experiments.prediction.spark_cluster import check_executors, choose_executor_python
 from gz_experiments.prediction.spark_inputs import (
     ID_COL,
@@ -40,12 +39,11 @@ from gz_experiments.prediction.spark_inputs import (
     pyspark,
 )
 from gz_experiments.prediction.tables import output_columns
-from gz_experiments.serving.limits import REQUEST_DEFAULTS, SKIPPED_REASON
 
 if TYPE_CHECKING:
-    from gz_experiments.prediction.run import PredictionReport, PredictResult
+    from gz_experiments.prediction.stream import PredictionReport
 
-__all__ = ["check_spark_inputs", "predict_spark", "run_predict_spark", "spark_session"]
+__all__ = ["check_spark_inputs", "predict_spark", "spark_session"]
 
 APP_NAME = "gz-predict"
 
@@ -121,7 +119,7 @@ def predict_spark(
     from pyspark import StorageLevel
     from pyspark.sql import functions as F
 
-    from gz_experiments.prediction.run import PredictionReport
+    from gz_experiments.prediction.stream import PredictionReport
 
     check_executors(spark)
     rows, given, n_inputs = input_rows(spark, str(source))
@@ -163,28 +161,3 @@ def arrow_batch_rows(spark, rows: int) -> Iterator[None]:
         yield
     finally:
         spark.conf.set(key, before)
-
-
-def run_predict_spark(config: PredictConfig, model, spec: ModelSpec, work_dir) -> PredictResult:
-    """The predict step on Spark: `config.output` (or `<work_dir>/predictions`) becomes a parquet
-    folder; the skipped galaxies are listed in `<work_dir>/skipped.csv`, as locally."""
-    from gz_experiments.prediction.run import SKIPPED_FILE, PredictResult, warn_skipped
-
-    output = Path(config.output) if config.output else Path(work_dir) / "predictions"
-    if getattr(model, "upgraded", False):
-        print(
-            f"note: {config.model_uri} was logged before on_unreadable existed; its local copy "
-            f"got the current signature (the code is the installed package's either way)",
-            file=sys.stderr,
-        )
-    start = time.perf_counter()
-    with spark_session(config.spark_master, config.spark_conf) as spark:
-        report = predict_spark(
-            spark, model, spec, config.input, output, config.sampling,
-            acquisition=config.acquisition_columns, max_pixels=config.max_image_pixels,
-        )  # fmt: skip
-    seconds = time.perf_counter() - start
-    warn_skipped(report)
-    skipped = Path(work_dir) / SKIPPED_FILE
-    report.skipped_frame().to_csv(skipped, index=False)
-    return PredictResult(config, spec, report, output, skipped, seconds)

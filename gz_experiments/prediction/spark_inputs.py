@@ -26,7 +26,7 @@ from gz_experiments.errors import UserError
 from gz_experiments.images.formats import IMAGE_SUFFIXES
 from gz_experiments.prediction.inputs import CATALOG_SUFFIXES, IMAGE_COL
 from gz_experiments.shards.manifest import MANIFEST_NAME
-from gz_experiments.storage import is_remote
+from gz_experiments.shards.remote import is_remote
 
 ORDER, SOURCE = "_order", "_source"
 PARTITION_ROWS = 2048  # catalog rows per Spark task (and at least one task per core)
@@ -61,7 +61,7 @@ def local_uri(path: str | Path) -> str:
 
 def check_spark_inputs(config) -> None:
     """Refuse what engine=spark cannot do, before a session or the model is started."""
-    from gz_experiments.acquisition import DEFAULT_N_VOLUNTEERS
+    from gz_experiments.votes.information import DEFAULT_N_VOLUNTEERS
 
     source = config.input
     if is_remote(source):

@@ -31,8 +31,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from gz_experiments.acquisition import acquisition_column_names, acquisition_columns
 from gz_experiments.schema import Schema
+from gz_experiments.votes.dirichlet_multinomial import expected_fractions
+from gz_experiments.votes.information import acquisition_column_names, acquisition_columns
 
 SKIPPED_COLUMNS = ["id_str", "source", "reason"]
 
@@ -57,7 +58,7 @@ def summarise(
 ) -> pd.DataFrame:  # fmt: skip
     """Table rows from concentrations (B, n_samples, n_answers); `keep` keeps the raw samples;
     `n_volunteers` adds the acquisition columns for that many next volunteers (None: none)."""
-    fractions = schema.fractions_within_questions(concentrations)  # (B, n, A)
+    fractions = expected_fractions(concentrations, schema)  # (B, n, A)
     expected = fractions.mean(axis=1)
     columns: dict[str, Any] = {"id_str": ids}
     if keep:

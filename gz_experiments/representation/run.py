@@ -1,6 +1,6 @@
 """The embed step as a function: features to parquet, then similar galaxies and anomaly scores.
 
-    check_request(config)                                  # before any model is loaded
+    check_inputs(config)                                  # before any model is loaded
     result = run_embed(config, model, spec, work_dir)      # no MLflow
 
 Every `similar_to` query is checked against the input's ids (or as an image file) before a
@@ -81,7 +81,7 @@ class EmbedResult:
         return " ".join(parts)
 
 
-def check_request(config: EmbedConfig) -> None:
+def check_inputs(config: EmbedConfig) -> None:
     """Fail on a missing model or input before opening a run or loading TensorFlow."""
     check_model_and_input(config.model_uri, config.input, "embed")
     if config.output and Path(config.output).suffix.lower() not in (".parquet", ".pq"):

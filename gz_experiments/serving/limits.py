@@ -32,12 +32,6 @@ from gz_experiments.images.raster import DEFAULT_MAX_PIXELS
 from gz_experiments.prediction.inputs import FileAccess
 
 ENV_PREFIX = "GZ_SERVE_"
-# Request parameters and their defaults: the model signature's ParamSchema and serving.model.
-REQUEST_DEFAULTS = {"n_samples": 5, "mc_mode": "head", "batch_size": 64, "seed": 0}
-# Batch-job parameters and their defaults (not sampling settings), and what "skip" adds.
-BATCH_DEFAULTS = {"on_unreadable": "raise", "concentrations": False}
-ON_UNREADABLE = ("raise", "skip")
-SKIPPED_REASON = "skipped_reason"
 
 
 # Set by MLflow's scoring server (`mlflow models serve`) once the model is loaded.

@@ -12,7 +12,6 @@ is wrong; nothing in a response carries a stack trace or says whether a server f
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import logging
 import threading
@@ -26,14 +25,13 @@ from mlflow.protos.databricks_pb2 import INTERNAL_ERROR, INVALID_PARAMETER_VALUE
 from gz_experiments.config import ConfigError, Sampling
 from gz_experiments.errors import UserError
 from gz_experiments.prediction.inputs import FileAccess
-from gz_experiments.serving.limits import (
+from gz_experiments.prediction.parameters import (
     BATCH_DEFAULTS,
     ON_UNREADABLE,
     REQUEST_DEFAULTS,
     SKIPPED_REASON,
-    ServeLimits,
-    in_scoring_server,
 )
+from gz_experiments.serving.limits import ServeLimits, in_scoring_server
 
 logger = logging.getLogger(__name__)
 # The last model loaded in this process, by its files' contents. A Spark job in local mode
@@ -78,7 +76,7 @@ class GalaxyZooModel(mlflow.pyfunc.PythonModel):
 
 
 def _load_once(keras_path: str, spec_path: str) -> tuple:
-    from gz_experiments.tracking.models import load_files
+    from gz_experiments.model_files import load_files
 
     key = tuple(_digest(path) for path in (keras_path, spec_path))
     if key not in _LOADED:
@@ -168,9 +166,9 @@ def predict_frame(
     `concentrations` the per-pass concentrations too), so rows never silently go missing: an
     unreadable image is a UserError naming its row, or with on_unreadable="skip" a row of NaN
     whose `skipped_reason` says why ("" for predicted rows)."""
-    from gz_experiments.acquisition import DEFAULT_N_VOLUNTEERS
-    from gz_experiments.prediction.run import PredictionReport, iter_predictions
+    from gz_experiments.prediction.stream import PredictionReport, iter_predictions
     from gz_experiments.prediction.tables import output_columns
+    from gz_experiments.votes.information import DEFAULT_N_VOLUNTEERS
 
     report = PredictionReport(output=None)
     chunks = list(
@@ -204,9 +202,3 @@ def _in_input_order(chunks: list[pd.DataFrame], columns, report, frame) -> pd.Da
     reasons = {id_str: reason for id_str, _, reason in report.skipped}
     out[SKIPPED_REASON] = [reasons.get(id_str, "") for id_str in ids]
     return out
-
-
-def encode_image_file(path) -> str:
-    """Base64 text of an image file: what a client puts in the `image` column."""
-    with open(path, "rb") as handle:
-        return base64.b64encode(handle.read()).decode()

@@ -37,7 +37,7 @@ def default_shards(preset: str, schema: str, greyscale: bool) -> Path:
     """Simulate (once) and shard (once) the preset's default dataset; the shard folder."""
     from gz_experiments.config import SimulateConfig
     from gz_experiments.shards.manifest import MANIFEST_NAME
-    from gz_experiments.shards.writer import write_shards
+    from gz_experiments.shards.writer import run_shard
     from gz_experiments.simulate import default_dataset
     from gz_experiments.simulate.dataset import CATALOG, dataset_dir
 
@@ -49,5 +49,5 @@ def default_shards(preset: str, schema: str, greyscale: bool) -> Path:
               f"{simulation.n_galaxies} galaxies and sharding them into {config.shard_dir} "
               f"(once; later runs reuse them)", file=sys.stderr, flush=True)  # fmt: skip
     default_dataset(preset)
-    write_shards(config).check()
+    run_shard(config).check()
     return Path(config.shard_dir)

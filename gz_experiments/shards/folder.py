@@ -18,7 +18,6 @@ from gz_experiments.shards.manifest import (
     REJECTED_NAME,
     Manifest,
     canonical_json,
-    load_manifest,
     manifest_path,
     read_manifest,
 )
@@ -31,14 +30,6 @@ def save_manifest(shard_dir: str | Path, data: dict[str, Any]) -> Manifest:
     tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
     os.replace(tmp, path)
     return Manifest(path, data)
-
-
-def record_run_id(shard_dir: str | Path, run_id: str) -> Manifest:
-    """Store the MLflow run that wrote the shards (leaves the file untouched if already so)."""
-    manifest = load_manifest(shard_dir)
-    if manifest.data.get("shard_run_id") == run_id:
-        return manifest
-    return save_manifest(shard_dir, {**manifest.data, "shard_run_id": run_id})
 
 
 LOCK_NAME = ".shard.lock"

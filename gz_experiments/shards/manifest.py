@@ -27,9 +27,8 @@ from gz_experiments.errors import UserError
 from gz_experiments.images.fits.stretch import FitsSettings
 from gz_experiments.model_spec import ModelSpec
 from gz_experiments.schema import Schema
+from gz_experiments.shards.names import MANIFEST_NAME, REJECTED_NAME
 
-MANIFEST_NAME = "manifest.json"
-REJECTED_NAME = "rejected.csv"
 FORMAT_VERSION = 1
 SPLITS = ("train", "val", "test", "predict")
 # tf.train.Example features: encoded image bytes, the galaxy id, and (labelled splits only) the
@@ -192,8 +191,8 @@ def read_manifest(shard_dir: str | Path) -> Manifest | None:
 
 def load_manifest(shard_dir: str | Path) -> Manifest:
     """The complete manifest of a shard folder (or of the manifest.json path itself); a folder
-    on object storage (s3://, gs://...) is read from its verified local copy (`storage`)."""
-    from gz_experiments.storage import is_remote, local_shards  # storage reads manifests
+    on object storage (s3://, gs://...) is read from its verified local copy (`shards.remote`)."""
+    from gz_experiments.shards.remote import is_remote, local_shards
 
     origin = str(shard_dir) if is_remote(shard_dir) else ""
     if origin:

@@ -1,6 +1,6 @@
 """Catalog -> TFRecord shards + manifest.json + per-split catalogs + rejected.csv.
 
-    result = write_shards(ShardConfig.resolve("paper", catalog="gz.csv", shard_dir="shards"))
+    result = run_shard(ShardConfig.resolve("paper", catalog="gz.csv", shard_dir="shards"))
     result.manifest  # the complete manifest; result.files_written: files (re)written by this call
 
 Seeded split (70/10/20 by default) of the shuffled labelled catalog, plus an optional unlabelled
@@ -32,7 +32,7 @@ import pandas as pd
 from gz_experiments.catalog import FILE_COL, ID_COL, file_sha256, load_catalog, split_catalog
 from gz_experiments.config import ShardConfig
 from gz_experiments.errors import UserError
-from gz_experiments.images import FitsSettings, decode_image_counted, encode_png, is_fits
+from gz_experiments.images import FitsSettings, decode_image_and_count_filled, encode_png, is_fits
 from gz_experiments.processes import die_with_parent
 from gz_experiments.progress import show_progress
 from gz_experiments.schema import Schema, get_schema
@@ -78,7 +78,7 @@ class Plan:
 
 @dataclass(frozen=True)
 class ShardResult:
-    """What `write_shards` did: the complete manifest and how many files this call wrote."""
+    """What `run_shard` did: the complete manifest and how many files this call wrote."""
 
     manifest: Manifest
     files_written: int
@@ -100,7 +100,7 @@ def check_inputs(config: ShardConfig) -> None:
             raise UserError(f"{path}: catalog not found")
 
 
-def write_shards(
+def run_shard(
     config: ShardConfig, *, progress: bool | None = None, run_id: str = ""
 ) -> ShardResult:
     """Write (or resume, or leave as is) the shards of `config`.
@@ -282,7 +282,9 @@ def decode_chunk(task: tuple[list[str], int, bool, str, int, FitsSettings]) -> l
     out = []
     for path in paths:
         try:
-            pixels, filled = decode_image_counted(path, img_size, greyscale, max_pixels, fits)
+            pixels, filled = decode_image_and_count_filled(
+                path, img_size, greyscale, max_pixels, fits
+            )
         except Exception as exc:  # any decode failure is a bad image to report, not a crash
             out.append((None, getattr(exc, "reason", None) or f"{type(exc).__name__}: {exc}", 0))
             continue

@@ -18,6 +18,7 @@ from gz_experiments.config import SimulateConfig
 from gz_experiments.schema import Schema, get_schema
 from gz_experiments.simulate.latents import CHUNK, sample_latents, take
 from gz_experiments.simulate.probabilities import true_probabilities
+from gz_experiments.votes.dirichlet_multinomial import draw_answers
 
 VOTE_STREAM = 2
 # Offsets around the nominal number of volunteers, as in 4,000 real GZ DECaLS galaxies (two
@@ -56,10 +57,7 @@ def walk_tree(
     counts = np.zeros((n, schema.n_answers), np.int32)
     for question in schema.topological_order:
         asked = present if not question.parents else _reached(question.parents, choices, schema)
-        cdf = np.cumsum(probs[:, question.start : question.end + 1], axis=1)
-        cdf[:, -1] = 1.0  # rounding must never push a draw past the last answer
-        draws = rng.random((n, width))
-        picked = (draws[..., None] >= cdf[:, None, :]).sum(axis=-1)
+        picked = draw_answers(probs[:, question.start : question.end + 1], width, rng)
         picked = np.where(asked, picked, -1)
         choices[question.name] = picked
         for position, answer in enumerate(question.answers):

@@ -12,13 +12,13 @@ from gz_experiments.tracking.experiment import describe_outcome
 from gz_experiments.tracking.runs import download_artifact, log_metrics, log_text, set_tags
 
 if TYPE_CHECKING:  # result types only: tracking never runs a step
+    from gz_experiments.finished_run import FinishedRun
     from gz_experiments.pipeline import PipelineResult
-    from gz_experiments.step_run import StepRun
 
 TABLE_COLUMNS = ("n", "accuracy", "accuracy_confident", "mae", "coverage_0.8", "truth_mae_ratio")
 
 
-def evaluation_table(run: StepRun, split: str) -> str:
+def evaluation_table(run: FinishedRun, split: str) -> str:
     """The evaluate run's per-question table, narrowed to what fits a terminal."""
     with tempfile.TemporaryDirectory() as tmp:
         path = download_artifact(run.run_id, f"evaluation/{split}/metrics.csv", tmp)

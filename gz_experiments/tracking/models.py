@@ -26,23 +26,22 @@ from mlflow.models import ModelSignature
 from mlflow.types import ColSpec, ParamSchema, ParamSpec, Schema
 
 from gz_experiments.errors import UserError
+from gz_experiments.model_files import KERAS_FILE, SPEC_FILE, load_files
+from gz_experiments.prediction.parameters import BATCH_DEFAULTS, SKIPPED_REASON
+from gz_experiments.prediction.parameters import REQUEST_DEFAULTS as DEFAULT_PARAMS
 from gz_experiments.prediction.tables import output_columns
-from gz_experiments.serving.limits import BATCH_DEFAULTS, SKIPPED_REASON
-from gz_experiments.serving.limits import REQUEST_DEFAULTS as DEFAULT_PARAMS
 
 if TYPE_CHECKING:
     import keras
 
     from gz_experiments.model_spec import ModelSpec
 
-KERAS_FILE = "model.keras"
-SPEC_FILE = "model_spec.json"
 INPUT_COLUMNS = ("file_loc", "image", "id_str")
 PYFUNC_CODE = "serving/pyfunc_entry.py"  # inside the gz_experiments package
 # Pinned to what the model was logged with; `--env-manager local` ignores them, other env managers
 # install them (the gz_experiments package itself must be installed there too: pip install .).
-REQUIREMENTS = ("tensorflow", "keras", "mlflow", "pandas", "numpy", "pillow", "pyarrow", "pyyaml",
-                "astropy")  # fmt: skip
+REQUIREMENTS = ("tensorflow", "keras", "mlflow", "pandas", "numpy", "scipy", "pillow", "pyarrow",
+                "pyyaml", "astropy")  # fmt: skip
 
 
 def signature_for(spec: ModelSpec) -> ModelSignature:
@@ -121,16 +120,6 @@ def log_galaxy_model(
             pip_requirements=pip_requirements(),
             metadata=metadata,
         )
-
-
-def load_files(keras_path: str | Path, spec_path: str | Path) -> tuple[keras.Model, ModelSpec]:
-    import keras
-
-    import gz_experiments.models  # noqa: F401  (registers the custom layers before loading)
-    from gz_experiments.model_spec import ModelSpec
-
-    spec = ModelSpec.from_dict(json.loads(Path(spec_path).read_text()))
-    return keras.models.load_model(keras_path, compile=False), spec
 
 
 def load_galaxy_model(model_uri: str) -> tuple[keras.Model, ModelSpec]:

@@ -19,7 +19,7 @@ from mlflow.tracking import MlflowClient
 from mlflow.utils.mlflow_tags import MLFLOW_PROJECT_ENTRY_POINT
 
 from gz_experiments.errors import UserError
-from gz_experiments.step_run import StepRun
+from gz_experiments.finished_run import FinishedRun
 from gz_experiments.tracking.code_version import TAG as CODE_VERSION_TAG
 from gz_experiments.tracking.code_version import code_version
 
@@ -45,8 +45,8 @@ def find_finished_run(
     return None
 
 
-def _step_run(run: Run, entry_point: str, reused: bool) -> StepRun:
-    return StepRun(
+def _step_run(run: Run, entry_point: str, reused: bool) -> FinishedRun:
+    return FinishedRun(
         entry_point=entry_point,
         run_id=run.info.run_id,
         reused=reused,
@@ -74,8 +74,8 @@ class ProjectRunner:
         self,
         entry_point: str,
         parameters: dict[str, str],
-        outputs_exist: Callable[[StepRun], bool] | None = None,
-    ) -> StepRun:
+        outputs_exist: Callable[[FinishedRun], bool] | None = None,
+    ) -> FinishedRun:
         """Reuse a matching FINISHED run (if `outputs_exist` says its files are still there,
         e.g. a cache folder was not wiped), else run the entry point and wait for it."""
         parameters = {k: str(v) for k, v in parameters.items()}

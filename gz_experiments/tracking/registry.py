@@ -1,7 +1,7 @@
 """Register the best training run's model and move the `champion` alias only when it is better.
 
-    result = register_best(RegisterConfig.resolve("cpu", experiment="gz", name="gz-decals"))
-    result = register_best(RegisterConfig.resolve("cpu", run_id="abc123", force=True))
+    result = run_register(RegisterConfig.resolve("cpu", experiment="gz", name="gz-decals"))
+    result = run_register(RegisterConfig.resolve("cpu", run_id="abc123", force=True))
     mlflow.pyfunc.load_model("models:/gz-decals@champion")
 
 A candidate is a FINISHED run tagged `gz.step=train` with a logged model named `model` and a
@@ -34,7 +34,7 @@ COPIED_TAGS = ("schema", "data_manifest_sha256", "architecture", "shard_run_id",
 
 
 @dataclass(frozen=True)
-class Registration:
+class RegisterResult:
     name: str
     version: str
     run_id: str
@@ -54,7 +54,7 @@ class Registration:
         return f"models:/{self.name}/{self.version}"
 
 
-def register_best(config: RegisterConfig) -> Registration:
+def run_register(config: RegisterConfig) -> RegisterResult:
     """Register `run_id`'s model, or the best finished training run's in `experiment` ("" = the
     current experiment); move `alias` to it only if its val loss beats the holder's, or `force`."""
     experiment, name, alias, force = config.experiment, config.name, config.alias, config.force
@@ -71,7 +71,7 @@ def register_best(config: RegisterConfig) -> Registration:
     moved, reason = _decide(version, val_loss, previous, previous_loss, force)
     if moved:
         client.set_registered_model_alias(name, alias, version)
-    return Registration(
+    return RegisterResult(
         name=name,
         version=version,
         run_id=run.info.run_id,
@@ -84,7 +84,7 @@ def register_best(config: RegisterConfig) -> Registration:
     )
 
 
-def log_register(result: Registration) -> None:
+def log_register(result: RegisterResult) -> None:
     """On the register step's own run: which version of which run, and whether the alias moved."""
     set_tags(
         {
@@ -226,7 +226,7 @@ def _manifest_note(run: Run, previous) -> str:
     return ""
 
 
-def usage_text(result: Registration) -> str:
+def usage_text(result: RegisterResult) -> str:
     """What happened, and the exact commands to load and serve the champion."""
     uri = mlflow.get_tracking_uri()
     moved = "moved to" if result.alias_moved else "NOT moved to"

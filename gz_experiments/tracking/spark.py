@@ -28,9 +28,10 @@ import mlflow
 from mlflow.models import Model
 
 from gz_experiments.errors import UserError
+from gz_experiments.model_files import SPEC_FILE
 from gz_experiments.model_spec import ModelSpec
-from gz_experiments.serving.limits import BATCH_DEFAULTS
-from gz_experiments.tracking.models import SPEC_FILE, _download, signature_for
+from gz_experiments.prediction.parameters import BATCH_DEFAULTS
+from gz_experiments.tracking.models import _download, signature_for
 
 MLMODEL = "MLmodel"
 QUIET_LOGGERS = ("mlflow.pyfunc", "mlflow.models.flavor_backend_registry")

@@ -27,7 +27,7 @@ import os
 import tempfile
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -40,6 +40,7 @@ from mlflow.tracking import MlflowClient
 
 from gz_experiments.config import TrainConfig
 from gz_experiments.errors import UserError
+from gz_experiments.model_files import CHECKPOINT_DIR, STATE
 from gz_experiments.shards.manifest import Manifest
 from gz_experiments.tracking.datasets import log_shard_split
 from gz_experiments.tracking.experiment import describe_outcome
@@ -60,9 +61,7 @@ from gz_experiments.training.plots import loss_curves, per_question_curves
 if TYPE_CHECKING:  # result types only: tracking never runs a step
     from gz_experiments.training.run import TrainResult
 
-CHECKPOINT_ARTIFACTS = "checkpoints"
 CONFIG_ARTIFACT = "train_config.yaml"
-STATE_FILE = "state.json"  # uploaded last: it names the epoch the other files belong to
 
 
 class MlflowEpochLogger(keras.callbacks.Callback):
@@ -114,13 +113,13 @@ class MlflowEpochLogger(keras.callbacks.Callback):
             self.client.log_batch(self.run_id, metrics=entries[i : i + 1000], synchronous=True)
 
     def upload_changed_checkpoints(self) -> None:
-        files = sorted(self.checkpoint_dir.iterdir(), key=lambda p: (p.name == STATE_FILE, p.name))
+        files = sorted(self.checkpoint_dir.iterdir(), key=lambda p: (p.name == STATE, p.name))
         for path in files:
             if path.name.startswith("tmp-") or not path.is_file():
                 continue
             mtime = path.stat().st_mtime_ns
             if self._uploaded.get(path.name) != mtime:
-                self.client.log_artifact(self.run_id, str(path), CHECKPOINT_ARTIFACTS)
+                self.client.log_artifact(self.run_id, str(path), CHECKPOINT_DIR)
                 self._uploaded[path.name] = mtime
 
 
@@ -131,14 +130,14 @@ def _metric_name(key: str) -> str:
 def download_checkpoints(run_id: str, work_dir: str | Path) -> Path:
     """The run's ``checkpoints/`` artifacts in ``<work_dir>/checkpoints``, ready for train.fit."""
     client = _existing_run_client(run_id)
-    names = {f.path.split("/")[-1] for f in client.list_artifacts(run_id, CHECKPOINT_ARTIFACTS)}
-    if STATE_FILE not in names:
+    names = {f.path.split("/")[-1] for f in client.list_artifacts(run_id, CHECKPOINT_DIR)}
+    if STATE not in names:
         raise UserError(
-            f"run {run_id} has no checkpoint to resume from (no {CHECKPOINT_ARTIFACTS}/"
-            f"{STATE_FILE} artifact): it died before its first epoch ended; start a new run"
+            f"run {run_id} has no checkpoint to resume from (no {CHECKPOINT_DIR}/"
+            f"{STATE} artifact): it died before its first epoch ended; start a new run"
         )
     Path(work_dir).mkdir(parents=True, exist_ok=True)
-    return Path(client.download_artifacts(run_id, CHECKPOINT_ARTIFACTS, str(work_dir)))
+    return Path(client.download_artifacts(run_id, CHECKPOINT_DIR, str(work_dir)))
 
 
 def logged_train_config(run_id: str, artifact: str = CONFIG_ARTIFACT) -> dict[str, Any]:
@@ -200,7 +199,7 @@ class TrainTracker:
     def epoch_logger(self, images_per_epoch: int) -> MlflowEpochLogger:
         return MlflowEpochLogger(
             images_per_epoch=images_per_epoch,
-            checkpoint_dir=self.work_dir / CHECKPOINT_ARTIFACTS,
+            checkpoint_dir=self.work_dir / CHECKPOINT_DIR,
             run_id=self.run_id,
         )
 
@@ -258,13 +257,8 @@ def train_run(
 def _work_dir(work_dir: str | Path | None):
     if work_dir is not None:
         Path(work_dir).mkdir(parents=True, exist_ok=True)
-        return _nullcontext(str(work_dir))
+        return nullcontext(str(work_dir))
     return tempfile.TemporaryDirectory(prefix="gz-train-")
-
-
-@contextmanager
-def _nullcontext(value):
-    yield value
 
 
 def log_train(result: TrainResult) -> None:

@@ -93,7 +93,7 @@ def training_config(config: FinetuneConfig, parent_spec: ModelSpec) -> TrainConf
     )
 
 
-def check_request(config: FinetuneConfig) -> Manifest:
+def check_inputs(config: FinetuneConfig) -> Manifest:
     """Before any model is loaded: a parent and complete shards are given."""
     if not config.model_uri:
         raise UserError(

@@ -37,18 +37,15 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from gz_experiments.config import TrainConfig
+from gz_experiments.config import TrainConfig, gpu_visible
 from gz_experiments.errors import UserError
 from gz_experiments.losses import loss_for, per_question_metric
 from gz_experiments.metrics import vote_fraction_mae
+from gz_experiments.model_files import BEST, CHECKPOINT_DIR, LAST, SEED_STATE_SUFFIX, STATE
 from gz_experiments.model_spec import ModelSpec
 from gz_experiments.models import build_model
 from gz_experiments.shards.dataset import make_dataset
 from gz_experiments.shards.manifest import Manifest
-
-CHECKPOINT_DIR = "checkpoints"
-LAST, BEST, STATE = "last.keras", "best.keras", "state.json"
-SEED_STATE_SUFFIX = "seed_generator_state"
 
 
 @dataclass
@@ -360,7 +357,7 @@ POLICIES = {"true": "mixed_float16", "false": "float32", "bfloat16": "mixed_bflo
 def policy_name(mixed_precision: str) -> str:
     """The Keras dtype policy of a `mixed_precision` setting; "auto": mixed_float16 with a GPU."""
     if mixed_precision == "auto":
-        return "mixed_float16" if tf.config.list_physical_devices("GPU") else "float32"
+        return "mixed_float16" if gpu_visible() else "float32"
     return POLICIES[mixed_precision]
 
 
@@ -395,23 +392,31 @@ def _totals(logs: dict[str, Any] | None) -> dict[str, Any]:
     return {k: v for k, v in (logs or {}).items() if "/" not in k}
 
 
-class BriefProgressBar(keras.callbacks.ProgbarLogger):
-    """Keras' progress bar showing loss and val_loss only."""
+class BriefProgressBar(keras.callbacks.Callback):
+    """A progress bar of the totals only (loss, val_loss, ...), through public Keras API: the
+    callback hooks and `keras.utils.Progbar`, which Keras' own ProgbarLogger also drives."""
 
     def __init__(self, epochs: int):
         super().__init__()
-        self.total_epochs = epochs
+        self.epochs = epochs  # each fit call runs one epoch of the whole run
+        self.bar: keras.utils.Progbar | None = None
+        self.seen = 0
 
-    def set_params(self, params):
-        super().set_params(params)
-        self.verbose = 1  # fit runs with verbose=0 so that Keras adds no bar of its own
-        self.epochs = self.total_epochs  # each fit call runs one epoch of the whole run
+    def on_epoch_begin(self, epoch, logs=None):
+        if self.epochs > 1:
+            print(f"Epoch {epoch + 1}/{self.epochs}", flush=True)
+        # Values shown as they come: the logs already hold running means over the epoch.
+        self.bar = keras.utils.Progbar(self.params.get("steps"), stateless_metrics=set())
+        self.seen = 0
 
-    def _update_progbar(self, batch, logs=None):
-        super()._update_progbar(batch, _totals(logs))
+    def on_train_batch_end(self, batch, logs=None):
+        self.seen = batch + 1
+        self.bar.update(self.seen, list(_totals(logs).items()))
 
-    def _finalize_progbar(self, logs):
-        super()._finalize_progbar(_totals(logs))
+    def on_epoch_end(self, epoch, logs=None):
+        if self.bar.target is None:  # an unknown-length dataset: now it is known
+            self.bar.target = self.seen
+        self.bar.update(self.bar.target, list(_totals(logs).items()), finalize=True)
 
 
 class EpochLine(keras.callbacks.Callback):

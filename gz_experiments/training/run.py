@@ -42,7 +42,9 @@ class TrainResult:
             f"(baseline {self.baseline_val_loss:.4f})"
         )
         if self.config.preset == "debug" and f.best_val_loss >= self.baseline_val_loss:
-            text += "; the debug preset only checks the plumbing: losing to the baseline is expected"
+            text += (
+                "; the debug preset only checks the plumbing: losing to the baseline is expected"
+            )
         return text
 
 

@@ -2,7 +2,7 @@
 that import optuna). No MLflow here: where trials are recorded and how a trial trains are
 given by the caller (the tune entry point passes tracking.tune.MlflowTrials and the train step).
 
-    result = run_tune(config, trials=MlflowTrials(parent_run_id, ...), train_fn=train_trial)
+    result = run_tune(config, trials=MlflowTrials(parent_run_id, ...), train_fn=training_trial(train))
 
 Each trial samples crop fraction, final image size, dropout, learning rate and batch size, trains
 (`train_fn`) inside its own trial record (an MLflow child run), reports the validation loss

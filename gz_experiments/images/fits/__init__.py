@@ -10,7 +10,7 @@ A survey cutout is flux in a few bands; a shard stores uint8 RGB. Modules:
 - `layout`: where the bands are (one 2-D image, a cube band-first or band-last, several image
   HDUs) and which fill the channels, from the headers alone.
 - `read`: `read_fits` (astropy.io.fits; bad pixels filled and counted, sizes checked before any
-  data is read) and `decode_fits`, which takes the stretched RGB through raster.decode_image's
+  data is read) and `decode_fits`, which takes the stretched RGB through raster.decode_raster's
   Pillow steps, so the greyscale mean and the LANCZOS resize are exactly those of a PNG.
 - `write`: `write_fits`, a band cube with a Legacy-Surveys-style header.
 

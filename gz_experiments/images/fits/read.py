@@ -74,7 +74,7 @@ def decode_fits(
     settings: FitsSettings = PRESETS["decals"],
     max_pixels: int = DEFAULT_MAX_PIXELS,
 ) -> np.ndarray:
-    """uint8 (img_size, img_size, 1 if greyscale else 3), as raster.decode_image gives for a PNG.
+    """uint8 (img_size, img_size, 1 if greyscale else 3), as raster.decode_raster gives for a PNG.
 
     One channel becomes grey RGB; 2 or more than 3 channels have no RGB image (ImageError).
     """

@@ -28,7 +28,7 @@ from pathlib import Path
 
 from gz_experiments.catalog import file_sha256
 from gz_experiments.errors import UserError
-from gz_experiments.shards.manifest import MANIFEST_NAME, REJECTED_NAME
+from gz_experiments.shards.names import MANIFEST_NAME, REJECTED_NAME
 
 CACHE_FOLDER = "remote-shards"
 EXTRAS = {"s3": "s3", "s3a": "s3", "gs": "gcs", "gcs": "gcs"}

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 
 @dataclass(frozen=True)
-class StepRun:
+class FinishedRun:
     """A finished child run: what the pipeline reads the step's outputs from."""
 
     entry_point: str

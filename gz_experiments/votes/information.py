@@ -27,16 +27,22 @@ Pure NumPy / SciPy: no TensorFlow, no MLflow.
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from functools import lru_cache
 from math import comb
 
 import numpy as np
-from scipy.special import gammaln, logsumexp
+from scipy.special import logsumexp
 
 from gz_experiments.schema import Question, Schema
+from gz_experiments.votes.dirichlet_multinomial import (
+    expected_fractions,
+    log_multinomial_coefficient,
+    log_normaliser,
+    log_rising_table,
+    outcomes,
+    sample_votes,
+)
 
 KINDS = ("bald", "entropy", "random")
 
@@ -165,7 +171,7 @@ def acquisition_columns(
       volunteers next.
 
     N is `n_volunteers` (default 10) per question; questions with more than 50,000 possible vote
-    vectors use a seeded Monte-Carlo estimate (see `gz_experiments.acquisition.scores`).
+    vectors use a seeded Monte-Carlo estimate (see `gz_experiments.votes.information`).
     """
     conc = _checked_concentrations(concentrations, schema.n_answers)
     chosen = _selected_questions(schema, questions)
@@ -203,13 +209,13 @@ def _information(conc, chosen: list[Question], n_by_question: dict[str, int], se
 def _exact(alpha: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
     """Exact (bald, entropy) for alpha (galaxies, samples, answers), outcomes in blocks."""
     n_galaxies, n_samples, n_answers = alpha.shape
-    outcomes = _compositions(n, n_answers)
-    rising, log_norm = _log_rising(alpha, n), _log_norm(alpha, n)
-    log_coef = gammaln(n + 1) - gammaln(outcomes + 1).sum(axis=1)  # multinomial coefficients
+    every_outcome = outcomes(n, n_answers)
+    rising, log_norm = log_rising_table(alpha, n), log_normaliser(alpha, n)
+    log_coef = log_multinomial_coefficient(every_outcome)
     block = max(1, _BLOCK_ELEMENTS // (n_galaxies * n_samples))
     bald, entropy = np.zeros(n_galaxies), np.zeros(n_galaxies)
-    for start in range(0, len(outcomes), block):
-        k = outcomes[start : start + block]
+    for start in range(0, len(every_outcome), block):
+        k = every_outcome[start : start + block]
         log_p = log_norm[..., None] + log_coef[start : start + block]  # (galaxies, samples, k)
         for a in range(n_answers):
             log_p += rising[:, :, a, k[:, a]]
@@ -228,10 +234,11 @@ def _monte_carlo(alpha: np.ndarray, n: int, draws: int, seed: int) -> tuple[np.n
     """Estimated (bald, entropy) for alpha (galaxies, samples, answers)."""
     n_galaxies, n_samples, n_answers = alpha.shape
     # (galaxies, samples, draws, answers)
-    counts = np.stack([_draw(a, n, draws, seed) for a in alpha])
-    rising, log_norm = _log_rising(alpha, n), _log_norm(alpha, n)
+    # Re-seeded per galaxy: its estimate must not depend on the batch it was scored in.
+    counts = np.stack([sample_votes(a, n, draws, np.random.default_rng(seed)) for a in alpha])
+    rising, log_norm = log_rising_table(alpha, n), log_normaliser(alpha, n)
     # log_p[g, s, d, t]: log-probability of draw d of sample s under sample t.
-    log_coef = gammaln(n + 1) - gammaln(counts + 1).sum(axis=-1)
+    log_coef = log_multinomial_coefficient(counts)
     log_p = log_coef[..., None] + log_norm[:, None, None, :]
     rows = np.arange(n_galaxies)[:, None, None]
     for a in range(n_answers):
@@ -243,45 +250,12 @@ def _monte_carlo(alpha: np.ndarray, n: int, draws: int, seed: int) -> tuple[np.n
     return own.mean(axis=(1, 2)) + entropy, entropy
 
 
-def _draw(alpha: np.ndarray, n: int, draws: int, seed: int) -> np.ndarray:
-    """Vote counts (samples, draws, answers) from each sample's Dirichlet-multinomial."""
-    rng = np.random.default_rng(seed)  # per galaxy: its estimate must not depend on its batch
-    # Generator.dirichlet, unlike normalised gamma draws, stays exact for tiny concentrations.
-    fractions = np.stack([rng.dirichlet(a, size=draws) for a in alpha])
-    return rng.multinomial(n, fractions)
-
-
-def _log_rising(alpha: np.ndarray, n: int) -> np.ndarray:
-    """log alpha (alpha + 1) ... (alpha + j - 1) for j = 0..n, shape alpha.shape + (n + 1,)."""
-    alpha = alpha[..., None]
-    return gammaln(alpha + np.arange(n + 1)) - gammaln(alpha)
-
-
-def _log_norm(alpha: np.ndarray, n: int) -> np.ndarray:
-    """The Dirichlet-multinomial's normaliser -log rising(sum alpha, n), shape alpha.shape[:-1]."""
-    total = alpha.sum(axis=-1)
-    return gammaln(total) - gammaln(total + n)
-
-
-@lru_cache(maxsize=16)
-def _compositions(n: int, parts: int) -> np.ndarray:
-    """Every count vector of n votes over `parts` answers, (n_outcomes, parts), read-only."""
-    # Stars and bars: choosing where the parts - 1 bars go among n + parts - 1 slots fixes one.
-    bars = np.array(list(itertools.combinations(range(n + parts - 1), parts - 1)), dtype=np.int64)
-    bars = bars.reshape(-1, parts - 1)
-    edges = np.pad(bars, ((0, 0), (1, 0)), constant_values=-1)
-    edges = np.pad(edges, ((0, 0), (0, 1)), constant_values=n + parts - 1)
-    counts = np.diff(edges, axis=1) - 1
-    counts.flags.writeable = False
-    return counts
-
-
 # ---- weights and validation ---------------------------------------------------------------------
 
 
 def _weights(conc: np.ndarray, schema: Schema, chosen: list[Question]) -> np.ndarray:
     """p_asked (galaxies, chosen), computed exactly as the prediction table's `_p_asked` columns."""
-    expected = schema.fractions_within_questions(conc).mean(axis=1)
+    expected = expected_fractions(conc, schema).mean(axis=1)
     return schema.p_asked(expected)[:, [q.index for q in chosen]]
 
 
