@@ -218,7 +218,8 @@ def test_truncated_files_are_rejected(tmp_path):
     assert _reason(data[:1000]).startswith("unreadable FITS")  # inside the header
     cut = tmp_path / "cut.fits.gz"
     cut.write_bytes(gzip.compress(data)[:3000])
-    assert _reason(cut).startswith("unreadable FITS (not FITS, corrupt or truncated)")
+    # a cut gzip stream is inflated as far as it goes, then measured against its header
+    assert _reason(cut).startswith("truncated file: HDU 0 needs 22080 bytes")
     packed = write_fits(tmp_path / "a.fits.fz", _flux((3, 40, 40)), "grz", 0.262).read_bytes()
     assert "truncated or corrupt data" in _reason(packed[: len(packed) - 3000])
 

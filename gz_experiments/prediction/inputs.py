@@ -6,8 +6,11 @@ threads, one batch ahead of the model; only two batches are ever in memory. A ga
 batch's `skipped` list instead of stopping the run.
 
 Reading files named by the input (`file_loc`) is governed by a `FileAccess`: batch prediction
-reads any path; a served model reads none unless its operator allowed folders, and every refused
-path gets the same reason, so a client cannot probe which files exist.
+reads any path; a served model reads none unless its operator allowed folders. A file is opened
+once and read from that descriptor (images.files: regular files only, never blocking, its real
+path checked against the folders). Under allowed folders every unread path (outside, missing,
+not a regular file, a NUL byte) gets the same reason, so a client cannot probe which files
+exist.
 """
 
 from __future__ import annotations
@@ -29,6 +32,8 @@ import pandas as pd
 from gz_experiments.catalog import FILE_COL, ID_COL, load_catalog
 from gz_experiments.errors import UserError
 from gz_experiments.images import FitsSettings, ImageError, image_id, image_suffix, load_image
+from gz_experiments.images.decode import check_name_matches
+from gz_experiments.images.files import FileRefused, read_regular
 from gz_experiments.images.formats import ACCEPTED
 from gz_experiments.images.raster import DEFAULT_MAX_PIXELS
 from gz_experiments.model_spec import ModelSpec
@@ -40,27 +45,29 @@ SHOWN = 10  # how many offending files an error message lists
 
 
 REFUSED_PATH = (
-    "this server does not read image files: send the image itself in the 'image' column "
-    "(base64 PNG/JPEG/FITS)"
+    "this server reads no such file (only regular image files inside the folders its operator "
+    "allowed, none by default): send the image itself in the 'image' column (base64 "
+    "PNG/JPEG/FITS)"
 )
 
 
 @dataclass(frozen=True)
 class FileAccess:
-    """Which image paths may be opened: all (`roots=None`), none (`()`), or those inside the
-    given folders (after resolving `..` and symbolic links)."""
+    """Which image paths may be read: all (`roots=None`), none (`()`), or those really inside
+    the given folders (resolved), each at most `max_bytes` (None: any size)."""
 
     roots: tuple[Path, ...] | None = None
     max_pixels: int = DEFAULT_MAX_PIXELS
+    max_bytes: int | None = None
 
-    def allows(self, path: str) -> bool:
-        if self.roots is None:
-            return True
+    def read(self, path: str) -> bytes:
+        """The file's bytes; ImageError with the one refusal reason when folders are set."""
         try:
-            resolved = Path(path).resolve(strict=False)
-        except (OSError, RuntimeError):
-            return False
-        return any(resolved.is_relative_to(root) for root in self.roots)
+            data = read_regular(path, self.roots, self.max_bytes)
+        except FileRefused as exc:
+            raise ImageError(path, exc.reason if self.roots is None else REFUSED_PATH) from None
+        check_name_matches(path, data)
+        return data
 
 
 @dataclass
@@ -264,8 +271,6 @@ def _load(
     if item.source is None:
         return f"neither {FILE_COL} nor {IMAGE_COL} is given"
     source = item.source
-    if isinstance(source, str) and not item.base64 and not access.allows(source):
-        return REFUSED_PATH
     if item.base64:
         # a `data:image/png;base64,` prefix (as browsers write it) is allowed
         text = source.split(",", 1)[1] if source.startswith("data:") else source
@@ -274,6 +279,8 @@ def _load(
         except (binascii.Error, ValueError):
             return f"the {IMAGE_COL} string is not valid base64"
     try:
+        if isinstance(source, str):
+            source = access.read(source)
         return load_image(source, size, greyscale, access.max_pixels, fits)
     except ImageError as exc:
         return exc.reason

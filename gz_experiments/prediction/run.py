@@ -20,12 +20,13 @@ from typing import Any
 
 import pandas as pd
 
+from gz_experiments.atomic import write_table
 from gz_experiments.config import PredictConfig, Sampling
 from gz_experiments.model_spec import ModelSpec
 from gz_experiments.prediction.inputs import FileAccess, check_model_and_input, resolve_inputs
 from gz_experiments.prediction.sampling import Sampler
 from gz_experiments.prediction.tables import SKIPPED_COLUMNS, output_columns, summarise
-from gz_experiments.prediction.writer import TableWriter, output_format_for
+from gz_experiments.prediction.writer import TableWriter, check_output_path, output_format_for
 from gz_experiments.progress import show_progress
 
 SKIPPED_FILE = "skipped.csv"
@@ -120,6 +121,7 @@ def predict_to_file(
     acquisition columns for `n_volunteers` if given."""
     output = Path(output)
     fmt = output_format_for(output, output_format)
+    check_output_path(output)
     report = PredictionReport(output=output)
     chunks = iter_predictions(
         model, spec, source, report, sampling, split=split, progress=progress, access=access,
@@ -178,6 +180,8 @@ def check_inputs(config: PredictConfig) -> None:
         check_spark_inputs(config)
         return
     output_format_for(config.output, config.output_format)
+    if config.output:
+        check_output_path(config.output)
 
 
 def run_predict(
@@ -200,5 +204,5 @@ def run_predict(
     )  # fmt: skip
     seconds = time.perf_counter() - start
     skipped = Path(work_dir) / SKIPPED_FILE
-    report.skipped_frame().to_csv(skipped, index=False)
+    write_table(report.skipped_frame(), skipped)
     return PredictResult(config, spec, report, output, skipped, seconds)

@@ -26,6 +26,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from gz_experiments.atomic import write_table
 from gz_experiments.config import PredictConfig, Sampling
 from gz_experiments.model_spec import ModelSpec
 from gz_experiments.prediction.spark_inputs import (
@@ -185,5 +186,5 @@ def run_predict_spark(config: PredictConfig, model, spec: ModelSpec, work_dir) -
     seconds = time.perf_counter() - start
     warn_skipped(report)
     skipped = Path(work_dir) / SKIPPED_FILE
-    report.skipped_frame().to_csv(skipped, index=False)
+    write_table(report.skipped_frame(), skipped)
     return PredictResult(config, spec, report, output, skipped, seconds)
