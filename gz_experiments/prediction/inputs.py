@@ -42,6 +42,7 @@ from gz_experiments.shards.manifest import MANIFEST_NAME, check_compatible, load
 IMAGE_COL = "image"
 CATALOG_SUFFIXES = (".csv", ".parquet", ".pq")
 SHOWN = 10  # how many offending files an error message lists
+NOT_UTF8 = "the file name is not valid UTF-8, so its id cannot be written to the outputs; rename it"
 
 
 REFUSED_PATH = (
@@ -83,6 +84,7 @@ class Item:
     source: str | bytes | None  # a path, image bytes, a base64 string, or None (nothing given)
     where: str  # shown in the skipped list: the path, or "row i"
     base64: bool = False  # `source` is a base64 string from an `image` column
+    problem: str = ""  # why it is skipped before reading it ("" for none)
 
 
 class FileInputs:
@@ -214,7 +216,7 @@ def _folder_items(folder: Path) -> list[Item]:
             f"{listed}{more}; move them out or convert them{hint}"
         )
     # The id drops the whole suffix: "J0001.fits.fz" is "J0001", as its PNG would be.
-    items = [Item(image_id(p.relative_to(folder)), str(p), str(p)) for p in files]
+    items = [_folder_item(folder, p) for p in files]
     counts = Counter(item.id_str for item in items)
     clashes = [item.where for item in items if counts[item.id_str] > 1]
     if clashes:
@@ -223,6 +225,18 @@ def _folder_items(folder: Path) -> list[Item]:
             f"an image's id is its path without the suffix, so rename or move one of each"
         )
     return items
+
+
+def _folder_item(folder: Path, path: Path) -> Item:
+    """An image of a folder; a name that is not UTF-8 (bytes the file system allows) is skipped
+    with a reason and shown with those bytes escaped, so the outputs stay writable."""
+    relative = path.relative_to(folder)
+    try:
+        str(relative).encode()
+    except UnicodeEncodeError:
+        shown = os.fsencode(relative).decode(errors="backslashreplace")
+        return Item(image_id(shown), None, str(folder / shown), problem=NOT_UTF8)
+    return Item(image_id(relative), str(path), str(path))
 
 
 def _list_items(sources: list | tuple) -> list[Item]:
@@ -268,6 +282,8 @@ def _load(
     item: Item, size: int, greyscale: bool, access: FileAccess, fits: FitsSettings | None = None
 ) -> np.ndarray | str:
     """The image, or the reason it cannot be used (FITS bytes are told by their content)."""
+    if item.problem:
+        return item.problem
     if item.source is None:
         return f"neither {FILE_COL} nor {IMAGE_COL} is given"
     source = item.source
