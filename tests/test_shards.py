@@ -155,15 +155,17 @@ def _break_images(folder: Path, catalog: Path) -> dict[str, str]:
     data = (images / "g0_1.png").read_bytes()
     (images / "g0_1.png").write_bytes(data[: len(data) // 2])
     (images / "g0_3.png").write_bytes(b"\x89PNG\r\n\x1a\n" + os.urandom(64))
-    Image.fromarray(np.full((8, 8), 40000, np.uint16)).save(images / "g0_4.png")
+    Image.new("CMYK", (8, 8)).save(images / "g0_4.png", format="JPEG")
     df.loc[df["id_str"] == "g0_6", "file_loc"] = "images/g0_6.gif"
     Image.new("RGB", (8, 8)).save(images / "g0_6.gif")
+    # an id a spreadsheet would run as a formula: rejected.csv neutralises it (OWASP)
+    df.loc[df["id_str"] == "g0_3", "id_str"] = "=1+1"
     df.to_csv(catalog, index=False)
     return {
         "g0_0": "file not found",
         "g0_1": "truncated",
-        "g0_3": "not a PNG or JPEG",
-        "g0_4": "unsupported mode",
+        "'=1+1": "not a PNG or JPEG",
+        "g0_4": "unsupported mode CMYK",
         "g0_6": "unsupported format GIF",
     }
 
