@@ -9,7 +9,7 @@ predict step does. Every request is bounded:
 |---|---|---|
 | GZ_SERVE_ALLOWED_DIRS | (none) | folders (os.pathsep-separated) whose images `file_loc` may name |
 | GZ_SERVE_MAX_ROWS | 256 | galaxies per request |
-| GZ_SERVE_MAX_IMAGE_BYTES | 16 MiB | encoded bytes of one image |
+| GZ_SERVE_MAX_IMAGE_BYTES | 16 MiB | encoded bytes of one image (an `image` cell, or a `file_loc` file) |
 | GZ_SERVE_MAX_REQUEST_BYTES | 64 MiB | encoded image bytes of a whole request |
 | GZ_SERVE_MAX_PIXELS | 16,777,216 | pixels of one image, checked from its header before decoding |
 | GZ_SERVE_CONCURRENCY | 2 | requests decoded and predicted at once (others wait their turn) |
