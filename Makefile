@@ -11,7 +11,7 @@ export MLFLOW_DISABLE_TELEMETRY ?= true
 export MLFLOW_HTTP_REQUEST_MAX_RETRIES ?= 2
 export MLFLOW_HTTP_REQUEST_TIMEOUT ?= 30
 
-.PHONY: demo test lint bench clean venv mlproject ui
+.PHONY: demo test lint bench clean venv mlproject ui audit
 
 $(BIN)/python:
 	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found; install Python 3.11 or run 'make PYTHON=/path/to/python3.11 ...'" >&2; exit 2; }
@@ -46,8 +46,13 @@ ui: $(VENV)/.installed
 	$(BIN)/gz ui
 
 lint: $(VENV)/.installed-dev
-	$(BIN)/ruff check gz_experiments entry_points tests benchmarks
-	$(BIN)/ruff format --check gz_experiments entry_points tests benchmarks
+	$(BIN)/ruff check gz_experiments entry_points tests benchmarks tools
+	$(BIN)/ruff format --check gz_experiments entry_points tests benchmarks tools
+
+# Known vulnerabilities of the installed packages (pip-audit; AUDIT_SERVICE=osv for osv.dev).
+# Exit 2 and "NOT CHECKED" when no vulnerability service could check them: never a false "clean".
+audit: $(VENV)/.installed-dev
+	$(BIN)/python -m tools.audit
 
 # One after another: each benchmark measures its own ratios side by side and needs the cores alone.
 BENCHMARKS := simulate shards train predict mc levers real_gz1 real_gz2 finetune active_learning vs_peer neighbours

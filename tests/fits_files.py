@@ -4,6 +4,7 @@ cutout comes in, and every way one can be broken (with the reason it must be ref
 from __future__ import annotations
 
 import gzip
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -101,3 +102,18 @@ def header_block(**cards) -> bytes:
 
 def gzip_bytes(path: Path) -> bytes:
     return gzip.compress(path.read_bytes())
+
+
+def gzip_bomb(head: bytes, zeros: int) -> bytes:
+    """`head` then `zeros` zero bytes, gzipped in a stream (~1000:1, never all in memory)."""
+    pack = zlib.compressobj(6, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
+    parts, chunk = [pack.compress(head)], bytes(2**20)
+    parts += [pack.compress(chunk) for _ in range(zeros // len(chunk))]
+    return b"".join([*parts, pack.flush()])
+
+
+def huge_header() -> bytes:
+    """A FITS header declaring 20000 x 20000 x 3 float64 values, and one block of data."""
+    header = fits.Header([("SIMPLE", True), ("BITPIX", -64), ("NAXIS", 3), ("NAXIS1", 20000),
+                          ("NAXIS2", 20000), ("NAXIS3", 3)])  # fmt: skip
+    return header.tostring().encode() + bytes(2880)

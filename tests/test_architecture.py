@@ -139,7 +139,15 @@ def test_every_step_has_the_same_shape(path):
 # Top-level modules and packages of gz_experiments, lowest first: a module may import its own
 # layer and the layers below, never above. A new top-level module must be placed here.
 LAYERS = (
-    ("errors", "quiet", "progress", "processes", "finished_run"),  # no domain knowledge
+    (
+        "errors",
+        "quiet",
+        "progress",
+        "processes",
+        "finished_run",
+        "atomic",
+        "csv_cells",
+    ),  # no domain knowledge
     ("schema", "images", "trees"),  # the decision trees; pixels from files
     ("config", "catalog", "model_spec", "votes"),  # step configs, tables, the vote model
     ("mlproject", "augment", "fused_batchnorm", "losses", "metrics", "models", "model_files"),

@@ -120,18 +120,24 @@ def test_predict_step_and_pyfunc_on_all_real_images(champion, tmp_path):
     check_fractions(served)
 
 
-def post(port: int, body: dict) -> tuple[int, dict]:
+def post(port: int, body: dict, timeout: float = 60) -> tuple[int, dict]:
     """(HTTP status, JSON answer) of one /invocations request, errors included."""
+    status, text = post_raw(port, json.dumps(body).encode(), timeout)
+    return status, json.loads(text or b"{}")
+
+
+def post_raw(port: int, data: bytes, timeout: float = 60) -> tuple[int, bytes]:
+    """(HTTP status, body) of one /invocations request of these JSON bytes, errors included."""
     request = urllib.request.Request(
         f"http://127.0.0.1:{port}/invocations",
-        data=json.dumps(body).encode(),
+        data=data,
         headers={"Content-Type": "application/json"},
     )
     try:
-        with urllib.request.urlopen(request, timeout=60) as response:
-            return response.status, json.loads(response.read())
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return response.status, response.read()
     except urllib.error.HTTPError as error:
-        return error.code, json.loads(error.read() or b"{}")
+        return error.code, error.read()
 
 
 @contextmanager

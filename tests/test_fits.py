@@ -218,7 +218,8 @@ def test_truncated_files_are_rejected(tmp_path):
     assert _reason(data[:1000]).startswith("unreadable FITS")  # inside the header
     cut = tmp_path / "cut.fits.gz"
     cut.write_bytes(gzip.compress(data)[:3000])
-    assert _reason(cut).startswith("unreadable FITS (not FITS, corrupt or truncated)")
+    # a cut gzip stream is inflated as far as it goes, then measured against its header
+    assert _reason(cut).startswith("truncated file: HDU 0 needs 22080 bytes")
     packed = write_fits(tmp_path / "a.fits.fz", _flux((3, 40, 40)), "grz", 0.262).read_bytes()
     assert "truncated or corrupt data" in _reason(packed[: len(packed) - 3000])
 
@@ -367,3 +368,22 @@ def test_simulated_galaxy_fits_gives_exactly_the_png_pixels(tmp_path, monkeypatc
         for size, grey in ((flux.shape[-1], False), (32, False), (32, True)):
             expected = decode_raster(png, size, grey)
             np.testing.assert_array_equal(decode_fits(path, size, grey, settings), expected)
+
+
+def test_a_gzip_bomb_is_inflated_only_through_its_declared_hdus(tmp_path):
+    """A cube followed by 256 MB of zeros, gzipped (~250 KB): read as fast as the cube alone,
+    as a file (shard, predict) and as bytes (a served `image`); data declared beyond the pixel
+    limit is refused before it is inflated."""
+    import time
+
+    from .fits_files import gzip_bomb, huge_header
+
+    cube = write_fits(tmp_path / "a.fits", _flux((3, 40, 40)), "grz", 0.262)
+    bomb = tmp_path / "bomb.fits.gz"
+    bomb.write_bytes(gzip_bomb(cube.read_bytes(), 256 * 2**20))
+    start = time.monotonic()
+    for source in (bomb, bomb.read_bytes()):
+        np.testing.assert_array_equal(read_fits(source, ANY).flux, read_fits(cube, ANY).flux)
+    assert time.monotonic() - start < 1.0
+    declared = gzip_bomb(huge_header(), 0)
+    assert _reason(declared).startswith("too large: its headers declare 9,600,000,000 bytes")

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import struct
+import zlib
 
 import numpy as np
 import pytest
@@ -67,9 +69,9 @@ def _truncated(tmp_path):
     return path
 
 
-def _sixteen_bit(tmp_path):
-    path = tmp_path / "deep.png"
-    Image.fromarray(np.full((8, 8), 40000, np.uint16)).save(path)
+def _cmyk(tmp_path):
+    path = tmp_path / "print.jpg"
+    Image.new("CMYK", (8, 8), (10, 20, 30, 40)).save(path)
     return path
 
 
@@ -81,7 +83,7 @@ def _sixteen_bit(tmp_path):
         (lambda d: _save(_rgb(), d / "g.gif"), "unsupported format GIF"),
         (lambda d: _save(_rgb(), d / "g.bmp"), "unsupported format BMP"),
         (_truncated, "corrupt or truncated"),
-        (_sixteen_bit, "unsupported mode"),
+        (_cmyk, "unsupported mode CMYK"),
     ],
 )
 def test_bad_images_raise_an_image_error_naming_file_and_reason(tmp_path, make, reason):
@@ -112,3 +114,27 @@ def test_a_decompression_bomb_is_refused_from_its_header_in_milliseconds(tmp_pat
     assert time.perf_counter() - start < 1.0  # nothing was decoded
     with pytest.raises(ImageError, match="20 x 20 = 400 pixels, more than the limit of 100 "):
         load_image(_save(_rgb(), tmp_path / "small.png"), 32, True, max_pixels=100)
+
+
+def png16(values: np.ndarray) -> bytes:
+    """A 16-bit PNG (grey for (H, W), RGB for (H, W, 3)): Pillow cannot write 16-bit colour."""
+    height, width = values.shape[:2]
+    colour_type = 2 if values.ndim == 3 else 0
+    rows = b"".join(b"\x00" + values[y].astype(">u2").tobytes() for y in range(height))
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        crc = zlib.crc32(kind + data)
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", crc)
+
+    header = struct.pack(">IIBBBBB", width, height, 16, colour_type, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + b"".join(
+        [chunk(b"IHDR", header), chunk(b"IDAT", zlib.compress(rows)), chunk(b"IEND", b"")]
+    )
+
+
+def test_16_bit_png_grey_and_colour_follow_one_rule_the_high_byte():
+    values = np.random.default_rng(0).integers(0, 65536, (8, 8, 3), dtype=np.uint16)
+    colour = decode_image(png16(values), 8, greyscale=False)
+    grey = decode_image(png16(values[..., 0]), 8, greyscale=False)
+    np.testing.assert_array_equal(colour, values >> 8)
+    np.testing.assert_array_equal(grey, np.repeat(values[..., :1] >> 8, 3, axis=-1))

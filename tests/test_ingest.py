@@ -458,6 +458,11 @@ def _set(column, row, value):
         ),
         (_set("png_loc", 2, "dr5/J085/nowhere.png"), "image .*nowhere.png not found"),
         (
+            _set("png_loc", 2, "../../../../../../../../etc/passwd"),
+            "image .*etc/passwd is outside the image folder .*; move it inside, or pass "
+            "images_outside=true",
+        ),
+        (
             _set("iauname", 2, "J081412.47+220853.0"),
             "column 'iauname': id 'J081412.47\\+220853.0' is repeated in rows 1, 2",
         ),
@@ -640,3 +645,11 @@ def test_releases_are_detected_from_real_headers(rows):
         (KAGGLE, "kaggle-gz2"),
     ]:
         assert detect_release(list(pd.read_csv(rows / name, nrows=0).columns)) == release
+
+
+def test_image_paths_outside_the_image_folder_are_accepted_only_when_asked(rows, tmp_path):
+    source = copy_csv(rows, GZD5, tmp_path, _set("png_loc", 2, "/etc/hostname"))
+    images = str(rows / "gz_decals")
+    result = ingest(tmp_path, sources=str(source), images=images, images_outside=True)
+    assert result.rows_rejected == 0
+    assert "/etc/hostname" in pd.read_parquet(result.catalog)["file_loc"].tolist()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import io
+import os
 
 import numpy as np
 import pandas as pd
@@ -11,6 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 from PIL import Image
 
+from gz_experiments.atomic import write_table
 from gz_experiments.config import ConfigError, Sampling
 from gz_experiments.errors import UserError
 from gz_experiments.prediction.sampling import Sampler, compiled
@@ -272,3 +274,87 @@ def predict_frame_rows(tiny, frame, access):
     predicted = set(pd.concat(rows)["id_str"]) if rows else set()
     reasons = {id_str: reason for id_str, _, reason in report.skipped}
     return [None if str(i) in predicted else reasons[str(i)] for i in range(len(frame))]
+
+
+def test_a_file_name_that_is_not_utf8_is_skipped_and_the_rest_predicted(tiny, real_pngs, tmp_path):
+    folder = linked_folder(tmp_path / "images", real_pngs[:2])
+    os.symlink(real_pngs[2], os.fsencode(folder) + b"/caf\xe9.png")  # Latin-1 bytes in a name
+    out = tmp_path / "p.csv"
+    report = predict_to_file(tiny[0], tiny[1], folder, out, Sampling(n_samples=1), progress=False)
+    assert (report.n_predicted, len(report.skipped)) == (2, 1)
+    assert report.skipped[0][0] == "caf\\xe9" and "not valid UTF-8" in report.skipped[0][2]
+    write_table(report.skipped_frame(), tmp_path / "skipped.csv")  # writable as it is shown
+    assert len(pd.read_csv(out)) == 2
+
+
+def test_an_output_that_is_a_folder_is_refused_before_any_work(tiny, tmp_path, monkeypatch):
+    from gz_experiments.prediction import run
+
+    monkeypatch.setattr(run, "iter_predictions", lambda *a, **k: pytest.fail("work was done"))
+    with pytest.raises(UserError, match="is a folder; give a file name"):
+        predict_to_file(tiny[0], tiny[1], [png_bytes()], tmp_path, Sampling(), progress=False)
+
+
+def test_a_failed_write_leaves_no_torn_output(tiny, real_pngs, tmp_path, monkeypatch):
+    """A disk that fills up mid-table: the previous file stays whole, no partial file appears."""
+    out = tmp_path / "p.csv"
+    out.write_text("the previous predictions\n")
+    written = []
+
+    def full_disk(self, path, *args, **kwargs):
+        if written:  # the header and the first chunk fit, the next one does not
+            raise OSError(28, "No space left on device")
+        written.append(path)
+        return to_csv(self, path, *args, **kwargs)
+
+    to_csv = pd.DataFrame.to_csv
+    monkeypatch.setattr(pd.DataFrame, "to_csv", full_disk)
+    with pytest.raises(OSError, match="No space left"):
+        predict_to_file(tiny[0], tiny[1], real_pngs[:6], out, Sampling(n_samples=1, batch_size=2),
+                        progress=False)  # fmt: skip
+    assert out.read_text() == "the previous predictions\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["p.csv"]
+
+
+def test_csv_cells_that_a_spreadsheet_would_run_are_neutralised(tiny, real_pngs, tmp_path):
+    """OWASP's rule for the CSV outputs; parquet keeps the ids exactly."""
+    ids = ["=cmd|' /C calc'!A0", "+SUM(1,1)", "@x", "-2+3", "plain"]
+    frame = pd.DataFrame({"id_str": ids, "file_loc": [str(p) for p in real_pngs[:4]] + ["/no"]})
+    for name in ("p.csv", "p.parquet"):
+        report = predict_to_file(tiny[0], tiny[1], frame, tmp_path / name, Sampling(n_samples=1),
+                                 progress=False)  # fmt: skip
+    written = pd.read_csv(tmp_path / "p.csv", dtype={"id_str": str})["id_str"].tolist()
+    assert written == ["'=cmd|' /C calc'!A0", "'+SUM(1,1)", "'@x", "'-2+3"]
+    assert pd.read_parquet(tmp_path / "p.parquet")["id_str"].tolist() == ids[:4]
+    write_table(report.skipped_frame().assign(id_str=["=1+1"]), tmp_path / "skipped.csv")
+    assert pd.read_csv(tmp_path / "skipped.csv")["id_str"].tolist() == ["'=1+1"]
+    assert pd.read_csv(tmp_path / "p.csv").filter(like="_fraction").dtypes.eq(float).all()
+
+
+def test_predict_on_a_named_pipe_skips_it_instead_of_hanging(tiny, real_pngs, tmp_path):
+    """A real predict process: a catalog row naming a FIFO was opened, and open() blocked."""
+    import subprocess
+    import sys
+
+    from .conftest import REPO
+
+    model = save_tiny_model(tmp_path / "m.keras", tiny_spec())
+    os.mkfifo(tmp_path / "pipe.png")
+    catalog = tmp_path / "catalog.csv"
+    pd.DataFrame({"id_str": ["pipe", "good"],
+                  "file_loc": [str(tmp_path / "pipe.png"), str(real_pngs[0])]}).to_csv(catalog)  # fmt: skip
+    script = (
+        "import sys, keras; from tests.tiny_models import tiny_spec; "
+        "from gz_experiments.config import Sampling; "
+        "from gz_experiments.prediction.run import predict_to_file; "
+        "r = predict_to_file(keras.models.load_model(sys.argv[1], compile=False), tiny_spec(), "
+        "sys.argv[2], sys.argv[3], Sampling(n_samples=1), progress=False); "
+        "print(r.n_predicted, r.skipped[0][2])"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(model), str(catalog), str(tmp_path / "p.parquet")],
+        cwd=REPO, env=dict(os.environ, PYTHONPATH=str(REPO)), capture_output=True, text=True,
+        timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == "1 not a regular file (a folder, pipe, socket or device)"

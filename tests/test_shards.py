@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +22,7 @@ from gz_experiments.shards.dataset import make_dataset
 from gz_experiments.shards.manifest import Manifest, load_manifest
 from gz_experiments.shards.writer import run_shard
 
-from .conftest import shared_data
+from .conftest import REPO, shared_data
 
 LABELS = get_schema("gz1").label_cols
 
@@ -153,15 +155,17 @@ def _break_images(folder: Path, catalog: Path) -> dict[str, str]:
     data = (images / "g0_1.png").read_bytes()
     (images / "g0_1.png").write_bytes(data[: len(data) // 2])
     (images / "g0_3.png").write_bytes(b"\x89PNG\r\n\x1a\n" + os.urandom(64))
-    Image.fromarray(np.full((8, 8), 40000, np.uint16)).save(images / "g0_4.png")
+    Image.new("CMYK", (8, 8)).save(images / "g0_4.png", format="JPEG")
     df.loc[df["id_str"] == "g0_6", "file_loc"] = "images/g0_6.gif"
     Image.new("RGB", (8, 8)).save(images / "g0_6.gif")
+    # an id a spreadsheet would run as a formula: rejected.csv neutralises it (OWASP)
+    df.loc[df["id_str"] == "g0_3", "id_str"] = "=1+1"
     df.to_csv(catalog, index=False)
     return {
         "g0_0": "file not found",
         "g0_1": "truncated",
-        "g0_3": "not a PNG or JPEG",
-        "g0_4": "unsupported mode",
+        "'=1+1": "not a PNG or JPEG",
+        "g0_4": "unsupported mode CMYK",
         "g0_6": "unsupported format GIF",
     }
 
@@ -274,3 +278,22 @@ def test_real_gz1_images_shard_and_read_back(tmp_path):
     centre, edge = images[:, 12:20, 12:20].mean(), images[:, :4].mean()
     assert centre > 2 * edge  # SDSS cutouts are centred on their galaxy
     np.testing.assert_array_equal(counts.numpy().sum(axis=1), 1.0)  # one GZ1 majority vote each
+
+
+def test_two_processes_write_byte_identical_shards(tmp_path):
+    """A tf.train.Example's feature map is serialised in an order that changes between
+    processes unless asked to be deterministic: then the manifest's hashes could never confirm
+    a rerun. Two processes (hash seeds that gave different orders) must write the same bytes."""
+    catalog = make_catalog(tmp_path, n=12)
+    script = (
+        "import sys; from pathlib import Path; from tests.test_shards import config_for, shard; "
+        "shard(config_for(Path(sys.argv[1]), Path(sys.argv[2])))"
+    )
+    for name, hash_seed in (("a", "1"), ("b", "2")):
+        env = dict(os.environ, PYTHONHASHSEED=hash_seed, PYTHONPATH=str(REPO))
+        subprocess.run([sys.executable, "-c", script, str(catalog), str(tmp_path / name)],
+                       cwd=REPO, env=env, check=True, capture_output=True)  # fmt: skip
+    files = {name: sorted((tmp_path / name).glob("*.tfrecord")) for name in "ab"}
+    assert len(files["a"]) >= 2 and [p.name for p in files["a"]] == [p.name for p in files["b"]]
+    for a, b in zip(files["a"], files["b"], strict=True):
+        assert a.read_bytes() == b.read_bytes(), a.name

@@ -287,3 +287,21 @@ def test_mirrored_replicas_take_the_same_step_as_one_device():
     assert out.returncode == 0, out.stderr[-2000:]
     replicas, relative_difference = out.stdout.split()[-2:]
     assert replicas == "2" and float(relative_difference) < 1e-5
+
+
+def test_a_run_killed_mid_epoch_resumes_exactly_in_a_new_process(shards, tmp_path):
+    """kill -9 in the middle of epoch 2, then resume in a fresh process: the same losses as an
+    uninterrupted run. (Resuming in the process that trained kept TensorFlow's global seed, which
+    the data order depends on, so only a new process showed the resumed epochs' other order.)"""
+    from .killed_fit import config
+
+    straight = fit(config(str(shards.shard_dir), 3), shards, work_dir=tmp_path / "straight")
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    command = [sys.executable, "-m", "tests.killed_fit", str(shards.shard_dir), str(tmp_path / "k")]
+    killed = subprocess.run([*command, "3", "1"], cwd=REPO, env=env, capture_output=True)
+    assert killed.returncode == -9, killed.stderr[-2000:]
+    assert TrainState.load(tmp_path / "k" / "checkpoints").epoch == 1  # epoch 2 was cut short
+    subprocess.run([*command, "3", "-1"], cwd=REPO, env=env, check=True, capture_output=True)
+    resumed = json.loads((tmp_path / "k" / "history.json").read_text())
+    for key in ("loss", "val_loss"):
+        np.testing.assert_allclose(resumed[key], straight.history[key], rtol=1e-5, err_msg=key)

@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from gz_experiments import atomic
 from gz_experiments.acquisition.plots import top_grid
 from gz_experiments.config import AcquireConfig
 from gz_experiments.errors import UserError
@@ -187,7 +188,7 @@ def run_acquire(
     table = write_table(best, config, questions, work_dir)
     grid = write_grid(top.grid_entries(), config, work_dir)
     skipped = work_dir / SKIPPED_FILE
-    report.skipped_frame().to_csv(skipped, index=False)
+    atomic.write_table(report.skipped_frame(), skipped)
     return AcquireResult(
         config, spec, questions, report, table, grid, skipped, n_selected=len(best),
         mean_score=top.score_sum / max(report.n_predicted, 1),
@@ -212,10 +213,7 @@ def write_table(best: pd.DataFrame, config: AcquireConfig, questions, work_dir: 
         best = pd.DataFrame({c: pd.Series(dtype=types.get(c, np.float64)) for c in columns})
     else:
         best = best.assign(rank=np.arange(1, len(best) + 1))[columns]
-    if fmt == "csv":
-        best.to_csv(path, index=False)
-    else:
-        best.to_parquet(path, index=False)
+    atomic.write_table(best, path, fmt)
     return path
 
 

@@ -63,6 +63,11 @@ class IngestConfig(StepConfig):
         "list, as GZD-5's merging): accept the row's listed answers, or reject the row",
         choices=("accept", "reject"),
     )
+    images_outside: bool = setting(
+        False,
+        "accept image paths that lead out of the image folder (../, absolute, links); "
+        "by default such a row is rejected",
+    )
     max_rejected_fraction: float = setting(0.0, "share of rejected rows tolerated", ge=0, le=1)
     max_rows: int = setting(0, "0 = every row; else the first rows of each source", ge=0)
     overwrite: bool = setting(False, "replace the catalog already in out")

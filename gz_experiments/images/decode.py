@@ -25,6 +25,14 @@ NO_FITS_SETTINGS = (
     "that include FITS"
 )
 MISNAMED_FITS = "a FITS file without a FITS suffix; rename it to .fits (or .fits.gz / .fits.fz)"
+NOT_FITS = "unreadable FITS (not FITS, corrupt or truncated): it has no FITS header"
+
+
+def check_name_matches(name: str, data: bytes) -> None:
+    """A file read into memory is decoded by its content: its name's kind must agree (so a PNG
+    named .fits, or a FITS named .png, is refused as it would be when decoded by path)."""
+    if is_fits(name) != is_fits(data):
+        raise ImageError(name, MISNAMED_FITS if is_fits(data) else NOT_FITS)
 
 
 def decode_image(

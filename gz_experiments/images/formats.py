@@ -58,9 +58,8 @@ def is_fits(source: str | Path | bytes | bytearray) -> bool:
 
 
 def file_is_fits(path: str | Path) -> bool:
-    """A file whose content is FITS, whatever its name (for a hint when its suffix is wrong)."""
-    try:
-        with open(path, "rb") as handle:
-            return is_fits(handle.read(FITS_BLOCK))
-    except OSError:
-        return False
+    """A regular file whose content is FITS, whatever its name (for a hint when its suffix is
+    wrong). Never opens a pipe or device in a way that could block."""
+    from gz_experiments.images.files import read_head
+
+    return is_fits(read_head(path, FITS_BLOCK))

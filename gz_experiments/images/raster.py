@@ -5,6 +5,10 @@ for greyscale, takes the plain mean of the three bands (as zoobot did, not a lum
 averaged before the resize, see decode_raster). Pixels are uint8 *before* scaling to [0, 1], so an
 image decoded for prediction is bit-identical to the one stored in a shard.
 
+16-bit PNGs, grey or colour alike, keep their high byte (value >> 8): Pillow reads 16-bit RGB
+that way, and 16-bit grey is reduced by the same rule here (it was refused). Other modes that
+would be mangled (32-bit / float, CMYK) are refused.
+
 No TensorFlow here: shard workers import this module and nothing heavier.
 """
 
@@ -22,6 +26,8 @@ from gz_experiments.errors import UserError
 SUPPORTED_FORMATS = ("PNG", "JPEG")
 # 8-bit modes that convert to RGB without losing meaning; 16-bit / float / CMYK would be mangled.
 SUPPORTED_MODES = ("RGB", "RGBA", "L", "LA", "P", "1")
+# Pillow's modes for a 16-bit grey PNG; reduced to 8 bits as Pillow reduces 16-bit RGB.
+SIXTEEN_BIT_GREY = ("I;16", "I;16B", "I;16L")
 Source = str | Path | bytes
 GREY_MATRIX = (1 / 3, 1 / 3, 1 / 3, 0)  # the plain mean of R, G, B (zoobot's greyscale)
 # Images with more pixels are refused from their header, before decoding: a 20 KB PNG can claim
@@ -65,7 +71,7 @@ def _open(source: Source, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
         raise ImageError(source, f"cannot open: {exc}") from None
     if image.format not in SUPPORTED_FORMATS:
         raise ImageError(source, f"unsupported format {image.format}; convert it to PNG or JPEG")
-    if image.mode not in SUPPORTED_MODES:
+    if image.mode not in (*SUPPORTED_MODES, *SIXTEEN_BIT_GREY):
         raise ImageError(
             source, f"unsupported mode {image.mode}; save it as 8-bit RGB or greyscale"
         )
@@ -74,6 +80,8 @@ def _open(source: Source, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
         image.load()  # decoding is lazy: truncation and corruption only show up here
     except (OSError, SyntaxError, ValueError) as exc:
         raise ImageError(source, f"corrupt or truncated image: {exc}") from None
+    if image.mode in SIXTEEN_BIT_GREY:
+        return Image.fromarray((np.asarray(image).astype(np.uint16) >> 8).astype(np.uint8))
     return image
 
 

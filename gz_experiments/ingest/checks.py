@@ -179,12 +179,32 @@ def check_cumulative(
         )
 
 
-def check_images(images: ImagePaths, problems: Problems) -> pd.Series:
-    """Absolute image paths; a path that cannot be built or is not a file is a problem."""
+def check_images(images: ImagePaths, problems: Problems, inside: Path | None = None) -> pd.Series:
+    """Absolute image paths; a path that cannot be built or is not a file is a problem, and so
+    is one that leads out of the folder `inside` (resolved: `../`, absolute paths, links), so a
+    catalog row cannot make later steps read /etc/passwd (None: anywhere)."""
     problems.add(images.why_none.ne(""), lambda i: images.why_none[i])
-    absent = images.paths.map(lambda p: p is not None and not Path(p).is_file())
+    leaves = pd.Series(False, index=images.paths.index)
+    if inside is not None:
+        root = inside.resolve()
+        leaves = images.paths.map(lambda p: p is not None and not _inside(p, root))
+        problems.add(
+            leaves,
+            lambda i: (
+                f"column '{images.column}': image {images.paths[i]} is outside the image "
+                f"folder {root}; move it inside, or pass images_outside=true to accept it"
+            ),
+        )
+    absent = ~leaves & images.paths.map(lambda p: p is not None and not Path(p).is_file())
     problems.add(
         absent,
         lambda i: f"column '{images.column}': image {images.paths[i]} not found ({images.how})",
     )
     return images.paths
+
+
+def _inside(path: str, root: Path) -> bool:
+    try:
+        return Path(path).resolve().is_relative_to(root)
+    except (OSError, RuntimeError, ValueError):  # a loop of links, a NUL byte
+        return False

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from gz_experiments.atomic import atomic_path, write_table, write_text
 from gz_experiments.ingest.sources import Rejection
 
 CATALOG_NAME = "catalog.parquet"
@@ -30,7 +31,7 @@ REJECTED_COLUMNS = ["source", "row", "id_str", "reason"]
 
 def write_rejected(path: Path, rejections: list[Rejection]) -> None:
     rows = [[r.source, r.row, r.id_str, r.reason] for r in rejections]
-    pd.DataFrame(rows, columns=REJECTED_COLUMNS).to_csv(path, index=False)
+    write_table(pd.DataFrame(rows, columns=REJECTED_COLUMNS), path)
 
 
 def write_catalog(path: Path, catalog: pd.DataFrame, note: dict) -> None:
@@ -39,7 +40,8 @@ def write_catalog(path: Path, catalog: pd.DataFrame, note: dict) -> None:
 
     table = pa.Table.from_pandas(catalog, preserve_index=False)
     metadata = {**(table.schema.metadata or {}), METADATA_KEY: json.dumps(note).encode()}
-    pq.write_table(table.replace_schema_metadata(metadata), path)
+    with atomic_path(path) as tmp:
+        pq.write_table(table.replace_schema_metadata(metadata), tmp)
 
 
 def read_catalog_note(path: str | Path) -> dict:
@@ -51,4 +53,4 @@ def read_catalog_note(path: str | Path) -> dict:
 
 
 def write_manifest(path: Path, manifest: dict) -> None:
-    path.write_text(json.dumps(manifest, indent=2) + "\n")
+    write_text(path, json.dumps(manifest, indent=2) + "\n")

@@ -87,8 +87,13 @@ def run_ingest(config: IngestConfig) -> IngestResult:
 
     parts = [
         read_rows(
-            p, config.count_mode, config.n_volunteers, config.max_rows, config.votes_outside_answers
-        )
+            p,
+            config.count_mode,
+            config.n_volunteers,
+            config.max_rows,
+            config.votes_outside_answers,
+            config.images_outside,
+        )  # fmt: skip
         for p in prepared
     ]
     votes, merge_rejected, written = merge_sources(parts, schema)

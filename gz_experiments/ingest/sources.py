@@ -128,6 +128,7 @@ def read_rows(
     n_volunteers: int,
     max_rows: int = 0,
     outside_votes: str = "accept",
+    images_outside: bool = False,
 ) -> SourceRows:
     """Every data row: rejected with its reasons, or turned into votes."""
     path, release, columns = prepared.path, prepared.release, prepared.columns
@@ -144,7 +145,9 @@ def read_rows(
         outside = checks.check_totals(table, values, columns, schema, problems, outside_votes)
     else:
         checks.check_cumulative(values, columns, schema, problems)
-    paths = checks.check_images(release.images(table, ids, prepared.images), problems)
+    images = release.images(table, ids, prepared.images)
+    inside = None if images_outside else prepared.images.folder
+    paths = checks.check_images(images, problems, inside)
 
     mode = release.count_mode(count_mode)
     ok = ~problems.rejected

@@ -6,8 +6,11 @@ threads, one batch ahead of the model; only two batches are ever in memory. A ga
 batch's `skipped` list instead of stopping the run.
 
 Reading files named by the input (`file_loc`) is governed by a `FileAccess`: batch prediction
-reads any path; a served model reads none unless its operator allowed folders, and every refused
-path gets the same reason, so a client cannot probe which files exist.
+reads any path; a served model reads none unless its operator allowed folders. A file is opened
+once and read from that descriptor (images.files: regular files only, never blocking, its real
+path checked against the folders). Under allowed folders every unread path (outside, missing,
+not a regular file, a NUL byte) gets the same reason, so a client cannot probe which files
+exist.
 """
 
 from __future__ import annotations
@@ -29,6 +32,8 @@ import pandas as pd
 from gz_experiments.catalog import FILE_COL, ID_COL, load_catalog
 from gz_experiments.errors import UserError
 from gz_experiments.images import FitsSettings, ImageError, image_id, image_suffix, load_image
+from gz_experiments.images.decode import check_name_matches
+from gz_experiments.images.files import FileRefused, read_regular
 from gz_experiments.images.formats import ACCEPTED
 from gz_experiments.images.raster import DEFAULT_MAX_PIXELS
 from gz_experiments.model_spec import ModelSpec
@@ -37,30 +42,33 @@ from gz_experiments.shards.manifest import MANIFEST_NAME, check_compatible, load
 IMAGE_COL = "image"
 CATALOG_SUFFIXES = (".csv", ".parquet", ".pq")
 SHOWN = 10  # how many offending files an error message lists
+NOT_UTF8 = "the file name is not valid UTF-8, so its id cannot be written to the outputs; rename it"
 
 
 REFUSED_PATH = (
-    "this server does not read image files: send the image itself in the 'image' column "
-    "(base64 PNG/JPEG/FITS)"
+    "this server reads no such file (only regular image files inside the folders its operator "
+    "allowed, none by default): send the image itself in the 'image' column (base64 "
+    "PNG/JPEG/FITS)"
 )
 
 
 @dataclass(frozen=True)
 class FileAccess:
-    """Which image paths may be opened: all (`roots=None`), none (`()`), or those inside the
-    given folders (after resolving `..` and symbolic links)."""
+    """Which image paths may be read: all (`roots=None`), none (`()`), or those really inside
+    the given folders (resolved), each at most `max_bytes` (None: any size)."""
 
     roots: tuple[Path, ...] | None = None
     max_pixels: int = DEFAULT_MAX_PIXELS
+    max_bytes: int | None = None
 
-    def allows(self, path: str) -> bool:
-        if self.roots is None:
-            return True
+    def read(self, path: str) -> bytes:
+        """The file's bytes; ImageError with the one refusal reason when folders are set."""
         try:
-            resolved = Path(path).resolve(strict=False)
-        except (OSError, RuntimeError):
-            return False
-        return any(resolved.is_relative_to(root) for root in self.roots)
+            data = read_regular(path, self.roots, self.max_bytes)
+        except FileRefused as exc:
+            raise ImageError(path, exc.reason if self.roots is None else REFUSED_PATH) from None
+        check_name_matches(path, data)
+        return data
 
 
 @dataclass
@@ -76,6 +84,7 @@ class Item:
     source: str | bytes | None  # a path, image bytes, a base64 string, or None (nothing given)
     where: str  # shown in the skipped list: the path, or "row i"
     base64: bool = False  # `source` is a base64 string from an `image` column
+    problem: str = ""  # why it is skipped before reading it ("" for none)
 
 
 class FileInputs:
@@ -207,7 +216,7 @@ def _folder_items(folder: Path) -> list[Item]:
             f"{listed}{more}; move them out or convert them{hint}"
         )
     # The id drops the whole suffix: "J0001.fits.fz" is "J0001", as its PNG would be.
-    items = [Item(image_id(p.relative_to(folder)), str(p), str(p)) for p in files]
+    items = [_folder_item(folder, p) for p in files]
     counts = Counter(item.id_str for item in items)
     clashes = [item.where for item in items if counts[item.id_str] > 1]
     if clashes:
@@ -216,6 +225,18 @@ def _folder_items(folder: Path) -> list[Item]:
             f"an image's id is its path without the suffix, so rename or move one of each"
         )
     return items
+
+
+def _folder_item(folder: Path, path: Path) -> Item:
+    """An image of a folder; a name that is not UTF-8 (bytes the file system allows) is skipped
+    with a reason and shown with those bytes escaped, so the outputs stay writable."""
+    relative = path.relative_to(folder)
+    try:
+        str(relative).encode()
+    except UnicodeEncodeError:
+        shown = os.fsencode(relative).decode(errors="backslashreplace")
+        return Item(image_id(shown), None, str(folder / shown), problem=NOT_UTF8)
+    return Item(image_id(relative), str(path), str(path))
 
 
 def _list_items(sources: list | tuple) -> list[Item]:
@@ -261,11 +282,11 @@ def _load(
     item: Item, size: int, greyscale: bool, access: FileAccess, fits: FitsSettings | None = None
 ) -> np.ndarray | str:
     """The image, or the reason it cannot be used (FITS bytes are told by their content)."""
+    if item.problem:
+        return item.problem
     if item.source is None:
         return f"neither {FILE_COL} nor {IMAGE_COL} is given"
     source = item.source
-    if isinstance(source, str) and not item.base64 and not access.allows(source):
-        return REFUSED_PATH
     if item.base64:
         # a `data:image/png;base64,` prefix (as browsers write it) is allowed
         text = source.split(",", 1)[1] if source.startswith("data:") else source
@@ -274,6 +295,8 @@ def _load(
         except (binascii.Error, ValueError):
             return f"the {IMAGE_COL} string is not valid base64"
     try:
+        if isinstance(source, str):
+            source = access.read(source)
         return load_image(source, size, greyscale, access.max_pixels, fits)
     except ImageError as exc:
         return exc.reason

@@ -11,11 +11,12 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from gz_experiments.atomic import write_table
 from gz_experiments.config import PredictConfig
 from gz_experiments.model_spec import ModelSpec
 from gz_experiments.prediction.inputs import FileAccess, check_model_and_input
 from gz_experiments.prediction.stream import PredictionReport, predict_to_file, warn_skipped
-from gz_experiments.prediction.writer import output_format_for
+from gz_experiments.prediction.writer import check_output_path, output_format_for
 
 SKIPPED_FILE = "skipped.csv"
 
@@ -51,6 +52,8 @@ def check_inputs(config: PredictConfig) -> None:
         check_spark_inputs(config)
         return
     output_format_for(config.output, config.output_format)
+    if config.output:
+        check_output_path(config.output)
 
 
 def run_predict(
@@ -71,7 +74,7 @@ def run_predict(
     )  # fmt: skip
     seconds = time.perf_counter() - start
     skipped = Path(work_dir) / SKIPPED_FILE
-    report.skipped_frame().to_csv(skipped, index=False)
+    write_table(report.skipped_frame(), skipped)
     return PredictResult(config, spec, report, output, skipped, seconds)
 
 
@@ -96,5 +99,5 @@ def run_predict_spark(config: PredictConfig, model, spec: ModelSpec, work_dir) -
     seconds = time.perf_counter() - start
     warn_skipped(report)
     skipped = Path(work_dir) / SKIPPED_FILE
-    report.skipped_frame().to_csv(skipped, index=False)
+    write_table(report.skipped_frame(), skipped)
     return PredictResult(config, spec, report, output, skipped, seconds)

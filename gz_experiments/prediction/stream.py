@@ -24,7 +24,7 @@ from gz_experiments.model_spec import ModelSpec
 from gz_experiments.prediction.inputs import FileAccess, resolve_inputs
 from gz_experiments.prediction.sampling import Sampler
 from gz_experiments.prediction.tables import SKIPPED_COLUMNS, output_columns, summarise
-from gz_experiments.prediction.writer import TableWriter, output_format_for
+from gz_experiments.prediction.writer import TableWriter, check_output_path, output_format_for
 from gz_experiments.progress import show_progress
 
 
@@ -117,6 +117,7 @@ def predict_to_file(
     acquisition columns for `n_volunteers` if given."""
     output = Path(output)
     fmt = output_format_for(output, output_format)
+    check_output_path(output)
     report = PredictionReport(output=output)
     chunks = iter_predictions(
         model, spec, source, report, sampling, split=split, progress=progress, access=access,

@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
+from gz_experiments.atomic import write_table
 from gz_experiments.catalog import ID_COL
 from gz_experiments.config.representation import EmbedConfig
 from gz_experiments.errors import UserError
@@ -126,7 +127,7 @@ def run_embed(config: EmbedConfig, model, spec: ModelSpec, work_dir: str | Path)
     )  # fmt: skip
     seconds = time.perf_counter() - start
     skipped = work_dir / SKIPPED_FILE
-    report.skipped_frame().to_csv(skipped, index=False)
+    write_table(report.skipped_frame(), skipped)
     result = EmbedResult(config, spec, report, output, skipped, seconds)
     if by_id or by_image or config.anomaly != "none":
         ids, features = read_features(output)
@@ -160,7 +161,7 @@ def _similar(result, model, inputs, ids, features, by_id, by_image, access) -> N
     result.similar = found
     table = pd.concat([f.frame() for f in found], ignore_index=True)[SIMILAR_COLUMNS]
     result.similar_table = result.skipped_table.parent / SIMILAR_FILE
-    table.to_csv(result.similar_table, index=False)
+    write_table(table, result.similar_table)
 
 
 def _embed_image(model, result: EmbedResult, path: str, access: FileAccess):
@@ -186,7 +187,7 @@ def _anomalies(result: EmbedResult, inputs, ids: list[str], features: np.ndarray
     scores = anomaly_scores(features, config.anomaly, k=config.anomaly_k, seed=config.seed)
     table = anomaly_table(ids, scores)
     result.anomaly_table = result.skipped_table.parent / ANOMALY_FILE
-    table.to_parquet(result.anomaly_table, index=False)
+    write_table(table, result.anomaly_table)
     result.most_unusual = table[ID_COL].head(max(config.n_shown, 3)).tolist()
     if config.n_shown:
         top = table.head(config.n_shown)

@@ -20,7 +20,11 @@ from typing import Any
 import mlflow
 import pandas as pd
 from mlflow.exceptions import MlflowException
-from mlflow.protos.databricks_pb2 import INTERNAL_ERROR, INVALID_PARAMETER_VALUE
+from mlflow.protos.databricks_pb2 import (
+    INTERNAL_ERROR,
+    INVALID_PARAMETER_VALUE,
+    TEMPORARILY_UNAVAILABLE,
+)
 
 from gz_experiments.config import ConfigError, Sampling
 from gz_experiments.errors import UserError
@@ -31,7 +35,15 @@ from gz_experiments.prediction.parameters import (
     REQUEST_DEFAULTS,
     SKIPPED_REASON,
 )
-from gz_experiments.serving.limits import ServeLimits, in_scoring_server
+from gz_experiments.serving.limits import (
+    RequestTimedOut,
+    ServeLimits,
+    check_deadline,
+    in_scoring_server,
+    remaining,
+    request_deadline,
+    starting_scoring_server,
+)
 
 logger = logging.getLogger(__name__)
 # The last model loaded in this process, by its files' contents. A Spark job in local mode
@@ -49,6 +61,10 @@ class GalaxyZooModel(mlflow.pyfunc.PythonModel):
         )
         self.limits = ServeLimits.from_env()
         self.turns = threading.BoundedSemaphore(self.limits.concurrency)
+        if starting_scoring_server():
+            from gz_experiments.serving.guard import install
+
+            install(self.limits.max_body_bytes, (*REQUEST_DEFAULTS, *BATCH_DEFAULTS))
 
     def predict(self, context, model_input: pd.DataFrame, params: dict[str, Any] | None = None):
         try:
@@ -59,10 +75,20 @@ class GalaxyZooModel(mlflow.pyfunc.PythonModel):
             if serving:  # in-process callers (batch jobs, Spark) stream any number of rows
                 check_request(model_input, self.limits)
             access = self.limits.file_access(serving=serving)
-            with self.turns:
+            deadline = request_deadline() if serving else None
+            # A request whose client has had its 504 neither waits for a turn nor keeps one.
+            if not self.turns.acquire(timeout=remaining(deadline)):
+                raise RequestTimedOut("the request timed out waiting for its turn")
+            try:
                 return predict_frame(
-                    self.keras_model, self.spec, model_input, sampling, access, **batch
-                )
+                    self.keras_model, self.spec, model_input, sampling, access, **batch,
+                    deadline=deadline,
+                )  # fmt: skip
+            finally:
+                self.turns.release()
+        except RequestTimedOut as exc:
+            logger.warning("%s", exc)
+            raise MlflowException(str(exc), error_code=TEMPORARILY_UNAVAILABLE) from None
         except UserError as exc:
             # A client error code: the scoring server answers 400 with this one line.
             raise MlflowException(str(exc), error_code=INVALID_PARAMETER_VALUE) from None
@@ -160,23 +186,25 @@ def _encoded_bytes(value: Any) -> int:
 
 def predict_frame(
     model, spec, frame: pd.DataFrame, sampling: Sampling, access: FileAccess | None = None, *,
-    on_unreadable: str = "raise", concentrations: bool = False,
+    on_unreadable: str = "raise", concentrations: bool = False, deadline: float | None = None,
 ) -> pd.DataFrame:  # fmt: skip
     """One output row per input row (fractions, spreads, p_asked, acquisition columns; with
     `concentrations` the per-pass concentrations too), so rows never silently go missing: an
     unreadable image is a UserError naming its row, or with on_unreadable="skip" a row of NaN
-    whose `skipped_reason` says why ("" for predicted rows)."""
+    whose `skipped_reason` says why ("" for predicted rows). Past `deadline` (time.monotonic)
+    the work stops after the current batch (RequestTimedOut)."""
     from gz_experiments.prediction.stream import PredictionReport, iter_predictions
     from gz_experiments.prediction.tables import output_columns
     from gz_experiments.votes.information import DEFAULT_N_VOLUNTEERS
 
     report = PredictionReport(output=None)
-    chunks = list(
-        iter_predictions(
-            model, spec, frame, report, sampling, keep_concentrations=concentrations,
-            access=access, n_volunteers=DEFAULT_N_VOLUNTEERS,
-        )
-    )  # fmt: skip
+    chunks = []
+    for chunk in iter_predictions(
+        model, spec, frame, report, sampling, keep_concentrations=concentrations,
+        access=access, n_volunteers=DEFAULT_N_VOLUNTEERS,
+    ):  # fmt: skip
+        chunks.append(chunk)
+        check_deadline(deadline)
     if on_unreadable == "skip":
         n_samples = sampling.n_samples if concentrations else 0
         columns = output_columns(spec.schema, n_samples, acquisition=True)

@@ -4,13 +4,13 @@ are finished, and the final per-split catalogs + rejected.csv + complete manifes
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from gz_experiments.atomic import write_table, write_text
 from gz_experiments.catalog import FILE_COL, ID_COL, file_sha256
 from gz_experiments.errors import UserError
 from gz_experiments.shards.manifest import (
@@ -26,9 +26,7 @@ from gz_experiments.shards.manifest import (
 def save_manifest(shard_dir: str | Path, data: dict[str, Any]) -> Manifest:
     """Write atomically (temp file + rename) so a crash never leaves half a manifest."""
     path = manifest_path(shard_dir)
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
-    os.replace(tmp, path)
+    write_text(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
     return Manifest(path, data)
 
 
@@ -116,7 +114,7 @@ def write_outputs(shard_dir: Path, data: dict, splits: dict[str, pd.DataFrame]) 
     """Per-split catalogs of the written galaxies, rejected.csv, reconciled counts; complete."""
     rejected = [_split_outputs(shard_dir, data["splits"][s], s, df) for s, df in splits.items()]
     table = pd.concat(rejected, ignore_index=True)
-    table.to_csv(shard_dir / REJECTED_NAME, index=False)
+    write_table(table, shard_dir / REJECTED_NAME)
     counts = data["counts"]
     counts["written"] = sum(data["splits"][s]["n_galaxies"] for s in splits)
     counts["rejected"] = len(table)
@@ -133,7 +131,7 @@ def _split_outputs(shard_dir: Path, info: dict, split: str, df: pd.DataFrame) ->
     reasons = {r["id_str"]: r["reason"] for f in files for r in f["rejected"]}
     keep = ~df[ID_COL].isin(list(reasons)).to_numpy()
     written = df.loc[keep].assign(shard_file=shard_file[keep])
-    _atomic_parquet(written, shard_dir / info["catalog"])
+    write_table(written, shard_dir / info["catalog"])
     info["n_galaxies"], info["n_rejected"] = len(written), int((~keep).sum())
     if info["n_galaxies"] != sum(f["n_galaxies"] for f in files):
         raise RuntimeError(f"bug: {split} catalog and shard counts disagree")
@@ -147,9 +145,3 @@ def _split_outputs(shard_dir: Path, info: dict, split: str, df: pd.DataFrame) ->
         },
         columns=["split", ID_COL, FILE_COL, "reason"],
     )
-
-
-def _atomic_parquet(df: pd.DataFrame, path: Path) -> None:
-    tmp = path.with_suffix(".parquet.tmp")
-    df.to_parquet(tmp, index=False)
-    os.replace(tmp, path)

@@ -426,7 +426,9 @@ class TFRecordFile:
         if counts is not None:
             feature[mf.COUNTS_KEY] = train.Feature(float_list=train.FloatList(value=counts))
         example = train.Example(features=train.Features(feature=feature))
-        self.writer.write(example.SerializeToString())
+        # deterministic: map fields (the feature dict) in key order, so the bytes, and the
+        # manifest's sha256, are the same in every process (protobuf's map order is not)
+        self.writer.write(example.SerializeToString(deterministic=True))
         self.n_written += 1
 
     def __exit__(self, exc_type, *exc) -> None:

@@ -35,6 +35,7 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
+from gz_experiments.atomic import write_table, write_text
 from gz_experiments.config import SimulateConfig
 from gz_experiments.errors import UserError
 from gz_experiments.processes import die_with_parent
@@ -162,14 +163,14 @@ def _write(config: SimulateConfig, work: Path, progress: bool) -> None:
     ids = galaxy_ids(config.n_galaxies)
     (work / IMAGES).mkdir(parents=True)
     render_all(votes.latents, config, work / IMAGES, ids, progress)
-    catalog_table(votes, ids, image_suffix(config)).to_csv(work / CATALOG, index=False)
-    truth_table(votes, ids).to_parquet(work / TRUTH, index=False)
+    write_table(catalog_table(votes, ids, image_suffix(config)), work / CATALOG)
+    write_table(truth_table(votes, ids), work / TRUTH)
     meta = {"key": config_key(config), "simulator_version": SIMULATOR_VERSION}
     # Not out_dir / n_workers: a folder is byte-identical however and wherever it was made.
     meta["config"] = {
         k: v for k, v in config.to_dict().items() if k not in ("out_dir", "n_workers")
     }
-    (work / META).write_text(json.dumps(meta, indent=2, sort_keys=True))
+    write_text(work / META, json.dumps(meta, indent=2, sort_keys=True))
 
 
 def galaxy_ids(n: int) -> list[str]:

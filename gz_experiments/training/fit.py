@@ -176,6 +176,11 @@ def fit(
     checkpoints = Path(work_dir) / CHECKPOINT_DIR
     checkpoints.mkdir(parents=True, exist_ok=True)
     state = TrainState.load(checkpoints)
+    # The data order of epoch e is drawn from (seed, e) as tf.data shuffle op seeds, and TF mixes
+    # every op seed with its process-global seed. A fresh run sets that global seed when it builds
+    # its model; a resume loads last.keras instead, so in a new process (after a crash) the global
+    # seed was unset and every resumed epoch read its data in another order. Set it for both.
+    keras.utils.set_random_seed(config.seed)
     with dtype_policy(config.mixed_precision):
         strategy = distribution_strategy()
         data = TrainingData(config, manifest)

@@ -14,7 +14,6 @@
 
 from __future__ import annotations
 
-import gzip
 import io
 import math
 import warnings
@@ -26,6 +25,8 @@ import numpy as np
 from astropy.io import fits
 from PIL import Image
 
+from gz_experiments.images.files import read_head, read_regular
+from gz_experiments.images.fits.gunzip import inflate_fits
 from gz_experiments.images.fits.layout import Band, file_bands, plane_shape, select_bands
 from gz_experiments.images.fits.stretch import PRESETS, FitsSettings, FluxImage, fits_to_uint8
 from gz_experiments.images.formats import GZIP_MAGIC
@@ -48,7 +49,7 @@ def read_fits(
     Header sizes are checked against `max_pixels` (all values of the HDUs to read) before any data
     is read. Raises ImageError with a one-line reason for anything unusable.
     """
-    handle, file_size = _open_source(source)
+    handle, file_size = _open_source(source, max_pixels)
     with warnings.catch_warnings():
         # astropy warns of truncation on open; _check_before_reading rejects it with a reason.
         warnings.filterwarnings("ignore", message="File may have been truncated")
@@ -101,19 +102,25 @@ def decode_fits_counted(
     return stored_pixels(Image.fromarray(pixels), img_size, greyscale), max(flux.bad_pixels)
 
 
-def _open_source(source: Source) -> tuple[Any, int | None]:
-    """(what fits.open takes, the byte size to check for truncation or None when gzipped)."""
+def _open_source(source: Source, max_pixels: int) -> tuple[Any, int | None]:
+    """(what fits.open takes, the byte size to check for truncation).
+
+    Gzipped FITS is inflated here, only through its last declared HDU (fits.gunzip: a gzip bomb
+    stops early), never by astropy, which would inflate the whole stream first.
+    """
     if isinstance(source, bytes | bytearray):
         data = bytes(source)
-        if data.startswith(GZIP_MAGIC):  # astropy sniffs gzip in files, not in memory buffers
-            return gzip.GzipFile(fileobj=io.BytesIO(data)), None
-        return io.BytesIO(data), len(data)
-    path = Path(source)
-    if not path.is_file():
-        raise ImageError(source, "file not found")
-    with path.open("rb") as f:
-        gzipped = f.read(2) == GZIP_MAGIC
-    return str(path), None if gzipped else path.stat().st_size
+    else:
+        path = Path(source)
+        if not path.is_file():
+            raise ImageError(source, "file not found")
+        if read_head(path, len(GZIP_MAGIC)) != GZIP_MAGIC:
+            return str(path), path.stat().st_size
+        data = read_regular(path)
+    if data.startswith(GZIP_MAGIC):
+        # Values are at most 8 bytes (BITPIX -64): more declared data cannot fit max_pixels.
+        data = inflate_fits(data, 8 * max_pixels, source)
+    return io.BytesIO(data), len(data)
 
 
 def _check_before_reading(hdus, chosen: list[Band], max_pixels, file_size, source) -> None:
@@ -128,7 +135,7 @@ def _check_before_reading(hdus, chosen: list[Band], max_pixels, file_size, sourc
         raise ImageError(source, f"bands differ in shape: {sizes}")
     for i in needed:
         # Uncompressed data must fit in the file; a CompImageHDU's is checked as it is decompressed.
-        if file_size is None or isinstance(hdus[i], fits.CompImageHDU):
+        if isinstance(hdus[i], fits.CompImageHDU):
             continue
         end = hdus[i].fileinfo()["datLoc"] + hdus[i].size
         if end > file_size:
