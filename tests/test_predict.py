@@ -288,9 +288,9 @@ def test_a_file_name_that_is_not_utf8_is_skipped_and_the_rest_predicted(tiny, re
 
 
 def test_an_output_that_is_a_folder_is_refused_before_any_work(tiny, tmp_path, monkeypatch):
-    from gz_experiments.prediction import run
+    from gz_experiments.prediction import stream
 
-    monkeypatch.setattr(run, "iter_predictions", lambda *a, **k: pytest.fail("work was done"))
+    monkeypatch.setattr(stream, "iter_predictions", lambda *a, **k: pytest.fail("work was done"))
     with pytest.raises(UserError, match="is a folder; give a file name"):
         predict_to_file(tiny[0], tiny[1], [png_bytes()], tmp_path, Sampling(), progress=False)
 
