@@ -30,6 +30,8 @@ from gz_experiments.training.fit import LAST, fit
 from .conftest import REPO
 from .test_train import shards  # noqa: F401 (the module's tiny shards fixture)
 
+pytestmark = pytest.mark.slow
+
 JOB_SECONDS = 240
 HELPER = REPO / "tests" / "multi_worker_train.py"
 SETTINGS = {"image_size": 16, "batch_size": 16, "epochs": 2, "steps_per_epoch": 4, "verbose": 0}
