@@ -268,3 +268,26 @@ def wait_for_first_checkpoint(client, experiment: str, workers) -> str:
                 return run.info.run_id
         time.sleep(0.1)
     raise AssertionError(f"no checkpoint after {JOB_SECONDS} s")
+
+
+def test_two_workers_finetune_the_chiefs_model_into_one_run(shards, two_workers):  # noqa: F811
+    """`python -m entry_points.finetune` on both workers (the CLI's start-up order): a new head
+    on the two-worker model, trained by both, logged once."""
+    from mlflow.entities import ViewType
+
+    client, experiment = two_workers.client, two_workers.experiment
+    parent = f"runs:/{two_workers.launchers[0]}/model"
+    settings = ["--model-uri", parent, "--shard-dir", str(shards.shard_dir), "--preset", "debug"]
+    settings += ["--epochs", "2", "--steps-per-epoch", "4", "--verbose", "0"]
+    command = [sys.executable, "-m", "entry_points.finetune", *settings]
+    logs = two_workers.folder / "finetune-logs"
+    with job([command] * 2, worker_env(two_workers.uri, experiment), logs) as workers:
+        finish(workers, logs)
+
+    runs = client.search_runs([experiment], filter_string="tags.`gz.step` = 'finetune'")
+    (run,) = runs
+    assert run.info.status == "FINISHED" and run.data.tags["gz.parent_model_uri"] == parent
+    assert [m.step for m in client.get_metric_history(run.info.run_id, "val_loss")] == [1, 2]
+    assert (
+        len(client.search_runs([experiment], run_view_type=ViewType.ALL)) == 3
+    )  # + the train job's two
