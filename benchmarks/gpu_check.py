@@ -151,21 +151,39 @@ class EpochSeconds(keras.callbacks.Callback):
         self.seconds.append(time.perf_counter() - self._start)
 
 
+def measured(rate, *args) -> tuple[float | None, str]:
+    """(img/s, "N img/s"), or (None, the one-line reason) when the row fails (out of memory, an
+    op without a GPU or XLA kernel): one failing setting must not cost the other rows."""
+    try:
+        value = rate(*args)
+    except Exception as exc:  # noqa: BLE001 (any failure is this row's result)
+        import keras
+
+        keras.backend.clear_session()
+        return None, failure(exc)
+    return value, f"{value:.0f} img/s"
+
+
+def failure(exc: Exception) -> str:
+    return f"failed: {type(exc).__name__}: {(str(exc).splitlines() or [''])[0][:200]}"
+
+
 def throughput_rows(args, n_gpus: int) -> list[tuple[str, str, str, str]]:
     import tensorflow as tf
 
-    rows = []
+    rows, rates = [], {}
     for policy, jit in (("false", "false"), ("false", "true"), ("true", "false"), ("true", "true")):
-        rate = train_rate(args, policy, jit)
+        rates[policy, jit], result = measured(train_rate, args, policy, jit)
         name = "mixed_float16" if policy == "true" else "float32"
-        rows.append(("train, 1 GPU", name, "on" if jit == "true" else "off", f"{rate:.0f} img/s"))
+        rows.append(("train, 1 GPU", name, "on" if jit == "true" else "off", result))
     if n_gpus:
-        mirrored = tf.distribute.MirroredStrategy()
-        rate = train_rate(args, "true", "false", mirrored)
-        single = float(rows[2][3].split()[0])
-        note = f"{rate:.0f} img/s ({rate / single:.2f}x the 1-GPU mixed_float16 row)"
-        rows.append((f"train, MirroredStrategy, {n_gpus} GPUs", "mixed_float16", "off", note))
-    rows.append(("predict, MC dropout x5 (head)", "mixed_float16", "auto", f"{predict_rate(args):.0f} img/s"))  # fmt: skip
+        rate, result = measured(train_rate, args, "true", "false", tf.distribute.MirroredStrategy())
+        single = rates["true", "false"]
+        if rate and single:
+            result += f" ({rate / single:.2f}x the 1-GPU mixed_float16 row)"
+        rows.append((f"train, MirroredStrategy, {n_gpus} GPUs", "mixed_float16", "off", result))
+    result = measured(predict_rate, args)[1]
+    rows.append(("predict, MC dropout x5 (head)", "mixed_float16", "auto", result))
     return rows
 
 
@@ -178,7 +196,10 @@ def main(argv=None) -> None:
     started = time.perf_counter()
     rows = throughput_rows(args, len(devices))
     if args.epochs:
-        rows += epoch_rows(args)
+        try:
+            rows += epoch_rows(args)
+        except Exception as exc:  # noqa: BLE001 (the table above is still worth printing)
+            rows.append((f"{args.preset} preset, first epochs", "auto", "auto", failure(exc)))
     names = ", ".join(d.name for d in devices) or "none (CPU smoke test)"
     print(f"\n{args.architecture} at {args.size} px, batch {args.batch} per GPU; GPUs: {names}")
     print("\n| check | precision | XLA | result |")
