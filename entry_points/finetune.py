@@ -22,8 +22,11 @@ from gz_experiments.config import FinetuneConfig
 
 def run(config: FinetuneConfig, *, callbacks=()):
     """Finetune in an MLflow run (the active one, a resumed one, or a new one) and log it all."""
+    from gz_experiments.tracking.runs import refuse_mlflow_run_on_workers
     from gz_experiments.training.distributed import is_chief, start_multi_worker
 
+    if not is_chief():  # before the strategy, which waits until every worker has joined
+        refuse_mlflow_run_on_workers("finetune")
     start_multi_worker()  # with a multi-worker TF_CONFIG, before TensorFlow runs anything
     from gz_experiments.tracking.finetune import (
         finetune_run,

@@ -19,10 +19,18 @@ from gz_experiments.config import TrainConfig
 
 def run(config: TrainConfig, *, callbacks=(), work_dir=None, nested: bool = False):
     """Train in an MLflow run (the active one, a resumed one, or a new one) and log it all."""
+    from gz_experiments.tracking.runs import refuse_mlflow_run_on_workers
     from gz_experiments.training.distributed import is_chief, start_multi_worker
 
+    if not is_chief():  # before the strategy, which waits until every worker has joined
+        refuse_mlflow_run_on_workers("train")
     start_multi_worker()  # with a multi-worker TF_CONFIG, before TensorFlow runs anything
-    from gz_experiments.tracking.train import log_train, resumed_config, train_run, worker_scratch
+    from gz_experiments.tracking.train import (
+        log_train,
+        resumed_config,
+        train_run,
+        worker_scratch,
+    )
     from gz_experiments.training.run import images_per_epoch, run_train, training_data
 
     if config.resume_run_id:

@@ -70,16 +70,16 @@ def mlflow_run(shard_dir: Path, experiment_id: str) -> list[str]:
 
 
 @contextmanager
-def job(commands: list[list[str]], env: dict[str, str], logs: Path, launchers=(None, None)):
-    """Worker i runs commands[i] with its TF_CONFIG (and MLFLOW_RUN_ID launchers[i], as `mlflow
-    run` sets it); all are killed when the block ends."""
+def job(commands: list[list[str]], env: dict[str, str], logs: Path, chief_run: str | None = None):
+    """Worker i runs commands[i] with its TF_CONFIG, the chief in MLflow run `chief_run` (as
+    `mlflow run` starts a command: MLFLOW_RUN_ID); all are killed when the block ends."""
     ports, workers = free_ports(len(commands)), []
     logs.mkdir(parents=True, exist_ok=True)
     try:
         for i, command in enumerate(commands):
             worker_env = {**env, "TF_CONFIG": tf_config(ports, i)}
-            if launchers[i]:
-                worker_env["MLFLOW_RUN_ID"] = launchers[i]
+            if i == 0 and chief_run:
+                worker_env["MLFLOW_RUN_ID"] = chief_run
             with open(logs / f"worker{i}.log", "w") as log:
                 workers.append(
                     subprocess.Popen(
@@ -142,20 +142,20 @@ def weights(path: Path) -> list[np.ndarray]:
 
 @pytest.fixture(scope="module")
 def two_workers(shards, tmp_path_factory, migrated_tracking_db):  # noqa: F811
-    """One uninterrupted two-worker job, each worker started as `mlflow run` starts a command
-    (a run of its own in MLFLOW_RUN_ID), and a single-process fit of the same config."""
+    """One uninterrupted two-worker job, the chief started as `mlflow run` starts a command (in
+    the run MLFLOW_RUN_ID names), and a single-process fit of the same config."""
     from mlflow.tracking import MlflowClient
 
     folder = tmp_path_factory.mktemp("two-workers")
     uri, experiment = new_store(folder / "store", migrated_tracking_db)
     client = MlflowClient(uri)
-    launchers = [client.create_run(experiment).info.run_id for _ in range(2)]
+    launcher = client.create_run(experiment).info.run_id  # what `mlflow run` does first
     commands = [
         [sys.executable, str(HELPER), str(folder / f"worker{i}"), *flags(shards.shard_dir)]
         for i in range(2)
     ]
     env = worker_env(uri, experiment)
-    with job(commands, env, folder / "logs", launchers) as workers:
+    with job(commands, env, folder / "logs", launcher) as workers:
         config = TrainConfig.resolve("debug", shard_dir=str(shards.shard_dir), **SETTINGS)
         single = fit(config, shards, work_dir=folder / "single")  # meanwhile, in this process
         finish(workers, folder / "logs")
@@ -163,30 +163,21 @@ def two_workers(shards, tmp_path_factory, migrated_tracking_db):  # noqa: F811
         uri=uri,
         client=client,
         experiment=experiment,
-        launchers=launchers,
+        chief_run=launcher,
         folder=folder,
         single=single,
     )
 
 
-def test_two_workers_train_one_model_logged_by_the_chief_only(two_workers, monkeypatch):
+def test_two_workers_train_one_model_logged_by_the_chief_only(two_workers):
     import mlflow
     from mlflow.entities import ViewType
 
     from gz_experiments.tracking.models import load_galaxy_model
 
-    client, experiment, launchers = (
-        two_workers.client,
-        two_workers.experiment,
-        two_workers.launchers,
-    )
-    (run,) = client.search_runs([experiment])
-    assert run.info.run_id == launchers[0] and run.info.status == "FINISHED"
-    (retired,) = client.search_runs([experiment], run_view_type=ViewType.DELETED_ONLY)
-    assert retired.info.run_id == launchers[1]
-    assert retired.data.tags["gz.multi_worker_role"] == "non-chief worker"
-    assert not retired.data.metrics  # it logged nothing
-
+    client, experiment = two_workers.client, two_workers.experiment
+    (run,) = client.search_runs([experiment], run_view_type=ViewType.ALL)
+    assert run.info.run_id == two_workers.chief_run and run.info.status == "FINISHED"
     run_id = run.info.run_id
     for key in ("train_loss", "val_loss", "val_loss/smooth-or-featured", "train_mae/bar"):
         assert [m.step for m in client.get_metric_history(run_id, key)] == [1, 2], key
@@ -194,9 +185,12 @@ def test_two_workers_train_one_model_logged_by_the_chief_only(two_workers, monke
     assert {"checkpoints", "plots", "train_config.yaml"} <= artifacts
     checkpoints = {f.path for f in client.list_artifacts(run_id, "checkpoints")}
     assert {"checkpoints/last.keras", "checkpoints/best.keras"} <= checkpoints
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", two_workers.uri)
+    previous = mlflow.get_tracking_uri()
     mlflow.set_tracking_uri(two_workers.uri)
-    model, _ = load_galaxy_model(f"runs:/{run_id}/model")
+    try:
+        model, _ = load_galaxy_model(f"runs:/{run_id}/model")
+    finally:
+        mlflow.set_tracking_uri(previous)
     chief = weights(two_workers.folder / "worker0" / "model.keras")
     assert all(np.array_equal(a, b) for a, b in zip(model.get_weights(), chief, strict=True))
 
@@ -209,7 +203,7 @@ def test_both_workers_end_with_the_same_weights(two_workers):
 
 
 def test_the_loss_is_a_single_process_loss_on_the_same_global_batches(two_workers):
-    client, chief_run, single = two_workers.client, two_workers.launchers[0], two_workers.single
+    client, chief_run, single = two_workers.client, two_workers.chief_run, two_workers.single
     for key, single_key, rtol in (
         ("train_loss", "loss", TRAIN_LOSS_RTOL),
         ("val_loss", "val_loss", VAL_LOSS_RTOL),
@@ -226,35 +220,54 @@ def test_a_job_killed_mid_epoch_resumes_from_its_last_checkpoint(
     tmp_path,
     migrated_tracking_db,
 ):
-    """Started with `mlflow run` on both workers; the non-chief is killed in epoch 2, the job
-    restarted (as a cluster manager restarts it) with resume_run_id; it ends as an
-    uninterrupted job ends."""
+    """Started as documented (`mlflow run` on the chief, `python -m entry_points.train` on the
+    other); the non-chief is killed in epoch 2, the job restarted (as a cluster manager restarts
+    it) with resume_run_id; it ends as an uninterrupted job ends, in the one run."""
     from mlflow.entities import ViewType
     from mlflow.tracking import MlflowClient
 
     uri, experiment = new_store(tmp_path / "store", migrated_tracking_db)
     client, env = MlflowClient(uri), worker_env(uri, experiment)
-    with job([mlflow_run(shards.shard_dir, experiment)] * 2, env, tmp_path / "logs1") as workers:
+    other = [sys.executable, "-m", "entry_points.train", *flags(shards.shard_dir)]
+    with job([mlflow_run(shards.shard_dir, experiment), other], env, tmp_path / "logs1") as workers:
         run_id = wait_for_first_checkpoint(client, experiment, workers)
         kill(workers[1])  # in epoch 2: its checkpoint is not written yet
         assert [m.step for m in client.get_metric_history(run_id, "val_loss")] == [1]
-    commands = [
-        [sys.executable, str(HELPER), str(tmp_path / f"worker{i}"), *flags(shards.shard_dir)]
-        + ["--resume-run-id", run_id]
-        for i in range(2)
-    ]
-    with job(commands, env, tmp_path / "logs2") as workers:
+    chief = [sys.executable, str(HELPER), str(tmp_path / "chief"), *flags(shards.shard_dir)]
+    resume = ["--resume-run-id", run_id]
+    with job([chief + resume, other + resume], env, tmp_path / "logs2") as workers:
         finish(workers, tmp_path / "logs2")
 
-    (run,) = client.search_runs([experiment])  # the non-chief's `mlflow run` run is retired
+    (run,) = client.search_runs([experiment], run_view_type=ViewType.ALL)
     assert run.info.run_id == run_id and run.info.status == "FINISHED"
-    assert len(client.search_runs([experiment], run_view_type=ViewType.DELETED_ONLY)) == 1
     assert [m.step for m in client.get_metric_history(run_id, "val_loss")] == [1, 2]
+    resumed = weights(tmp_path / "chief" / "model.keras")
     uninterrupted = weights(two_workers.folder / "worker0" / "model.keras")
-    for i in range(2):
-        resumed = weights(tmp_path / f"worker{i}" / "model.keras")
-        for a, b in zip(resumed, uninterrupted, strict=True):
-            np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+    for a, b in zip(resumed, uninterrupted, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+
+
+def test_mlflow_run_on_a_non_chief_worker_refuses_at_once_in_its_run(
+    shards,  # noqa: F811
+    tmp_path,
+    migrated_tracking_db,
+):
+    """It would give the job a second run; it says how workers are started, before any work."""
+    from mlflow.tracking import MlflowClient
+
+    uri, experiment = new_store(tmp_path / "store", migrated_tracking_db)
+    env = {**worker_env(uri, experiment), "TF_CONFIG": tf_config(free_ports(2), 1)}
+    out = subprocess.run(
+        mlflow_run(shards.shard_dir, experiment), cwd=REPO, env=env, capture_output=True,
+        text=True, timeout=JOB_SECONDS,
+    )  # fmt: skip
+    assert out.returncode != 0
+    assert (
+        "error: this is a non-chief worker of a multi-worker job (TF_CONFIG): start non-chief "
+        "workers with `python -m entry_points.train` and the same parameters" in out.stderr
+    )
+    (run,) = MlflowClient(uri).search_runs([experiment])
+    assert run.info.status == "FAILED" and "non-chief" in run.data.tags["mlflow.note.content"]
 
 
 def wait_for_first_checkpoint(client, experiment: str, workers) -> str:
@@ -276,7 +289,7 @@ def test_two_workers_finetune_the_chiefs_model_into_one_run(shards, two_workers)
     from mlflow.entities import ViewType
 
     client, experiment = two_workers.client, two_workers.experiment
-    parent = f"runs:/{two_workers.launchers[0]}/model"
+    parent = f"runs:/{two_workers.chief_run}/model"
     settings = ["--model-uri", parent, "--shard-dir", str(shards.shard_dir), "--preset", "debug"]
     settings += ["--epochs", "2", "--steps-per-epoch", "4", "--verbose", "0"]
     command = [sys.executable, "-m", "entry_points.finetune", *settings]
@@ -288,6 +301,5 @@ def test_two_workers_finetune_the_chiefs_model_into_one_run(shards, two_workers)
     (run,) = runs
     assert run.info.status == "FINISHED" and run.data.tags["gz.parent_model_uri"] == parent
     assert [m.step for m in client.get_metric_history(run.info.run_id, "val_loss")] == [1, 2]
-    assert (
-        len(client.search_runs([experiment], run_view_type=ViewType.ALL)) == 3
-    )  # + the train job's two
+    everything = client.search_runs([experiment], run_view_type=ViewType.ALL)
+    assert len(everything) == 2  # and the train job's

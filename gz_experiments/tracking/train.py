@@ -187,9 +187,7 @@ def _existing_run_client(run_id: str) -> MlflowClient:
 
 
 def worker_scratch(config, work_dir: str | Path | None = None):
-    """A non-chief worker's checkpoint folder (the run's checkpoints fetched when it resumes),
-    after retiring the run `mlflow run` may have opened for it (`retire_worker_run`)."""
-    retire_worker_run()
+    """A non-chief worker's checkpoint folder, with the run's checkpoints when it resumes."""
     folder = _work_dir(work_dir)
     if config.resume_run_id:
         return _with_checkpoints(folder, config.resume_run_id)
@@ -201,24 +199,6 @@ def _with_checkpoints(folder, run_id: str):
     with folder as path:
         download_checkpoints(run_id, path)
         yield path
-
-
-def retire_worker_run() -> None:
-    """Leave the job one run, the chief's: a non-chief worker started by `mlflow run` got a run
-    of its own (MLFLOW_RUN_ID) before its command started; it is tagged, ended and deleted."""
-    run_id = os.environ.pop("MLFLOW_RUN_ID", None)
-    if not run_id:
-        return
-    client = MlflowClient()
-    client.set_tag(run_id, "gz.multi_worker_role", "non-chief worker")
-    client.set_tag(
-        run_id,
-        "mlflow.note.content",
-        "A non-chief worker of a multi-worker job: the job's metrics, checkpoints and model are "
-        "in the chief's run.",
-    )
-    client.set_terminated(run_id, "FINISHED")  # `mlflow run` then leaves its status alone
-    client.delete_run(run_id)
 
 
 # ---- the training run -----------------------------------------------------------------------

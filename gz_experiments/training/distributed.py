@@ -6,7 +6,8 @@
 Start-up: TensorFlow configures collective ops once, when it first executes anything, so the
 strategy must exist by then (else "Collective ops must be configured at program startup"). The
 train and finetune entry points call `start_multi_worker` before any other work; a library
-user with a multi-worker TF_CONFIG must do the same (`fit` says so in one line otherwise).
+user with a multi-worker TF_CONFIG must do the same (`fit` says so in one line otherwise). The
+strategy waits there until every worker of TF_CONFIG has joined.
 
 The loop: Keras 3.15's `model.fit` cannot drive this strategy (keras-team/keras#20585: it fails
 converting per-replica values), so `train_epochs` runs the epochs itself. Each step is the
