@@ -16,14 +16,18 @@ and per-question metrics, checkpoints, resume, the best model as "model") and th
 lineage as gz.parent_* tags. Any field below can be given as -P name=value.
 """
 
-import tempfile
-
 from gz_experiments.cli import summary_main, with_run_id
 from gz_experiments.config import FinetuneConfig
 
 
 def run(config: FinetuneConfig, *, callbacks=()):
     """Finetune in an MLflow run (the active one, a resumed one, or a new one) and log it all."""
+    from gz_experiments.tracking.runs import refuse_mlflow_run_on_workers
+    from gz_experiments.training.distributed import is_chief, start_multi_worker
+
+    if not is_chief():  # before the strategy, which waits until every worker has joined
+        refuse_mlflow_run_on_workers("finetune")
+    start_multi_worker()  # with a multi-worker TF_CONFIG, before TensorFlow runs anything
     from gz_experiments.tracking.finetune import (
         finetune_run,
         log_finetune,
@@ -31,8 +35,8 @@ def run(config: FinetuneConfig, *, callbacks=()):
         resumed,
     )
     from gz_experiments.tracking.models import load_galaxy_model
+    from gz_experiments.tracking.train import worker_scratch
     from gz_experiments.training.finetune import check_inputs, check_parent, run_finetune
-    from gz_experiments.training.fit import is_chief
     from gz_experiments.training.run import images_per_epoch
 
     source = config.model_uri
@@ -43,7 +47,7 @@ def run(config: FinetuneConfig, *, callbacks=()):
     parent, parent_spec = load_galaxy_model(lineage.source)
     check_parent(config, parent, parent_spec, manifest)
     if not is_chief():  # a non-chief worker of a multi-worker job trains but does not log
-        with tempfile.TemporaryDirectory(prefix="gz-finetune-") as work_dir:
+        with worker_scratch(config) as work_dir:
             return run_finetune(config, parent, parent_spec, manifest, work_dir, list(callbacks))
     with finetune_run(config, lineage, parent_spec) as tracker:
         tracker.log_data(manifest)

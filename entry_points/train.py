@@ -19,14 +19,25 @@ from gz_experiments.config import TrainConfig
 
 def run(config: TrainConfig, *, callbacks=(), work_dir=None, nested: bool = False):
     """Train in an MLflow run (the active one, a resumed one, or a new one) and log it all."""
-    from gz_experiments.tracking.train import log_train, resumed_config, train_run
-    from gz_experiments.training.fit import is_chief
+    from gz_experiments.tracking.runs import refuse_mlflow_run_on_workers
+    from gz_experiments.training.distributed import is_chief, start_multi_worker
+
+    if not is_chief():  # before the strategy, which waits until every worker has joined
+        refuse_mlflow_run_on_workers("train")
+    start_multi_worker()  # with a multi-worker TF_CONFIG, before TensorFlow runs anything
+    from gz_experiments.tracking.train import (
+        log_train,
+        resumed_config,
+        train_run,
+        worker_scratch,
+    )
     from gz_experiments.training.run import images_per_epoch, run_train, training_data
 
     if config.resume_run_id:
         config = resumed_config(config)
     if not is_chief():  # a non-chief worker of a multi-worker job trains but does not log
-        return _train_untracked(config, callbacks, work_dir)
+        with worker_scratch(config, work_dir) as folder:
+            return run_train(config, training_data(config), work_dir=folder, callbacks=callbacks)
     with train_run(config, work_dir=work_dir, nested=nested) as tracker:
         manifest = training_data(config)
         tracker.log_data(manifest)
@@ -36,17 +47,6 @@ def run(config: TrainConfig, *, callbacks=(), work_dir=None, nested: bool = Fals
         )
         log_train(result)
     return result
-
-
-def _train_untracked(config, callbacks, work_dir):
-    import tempfile
-
-    from gz_experiments.training.run import run_train, training_data
-
-    with tempfile.TemporaryDirectory(prefix="gz-train-") as tmp:
-        return run_train(
-            config, training_data(config), work_dir=work_dir or tmp, callbacks=callbacks
-        )
 
 
 main = summary_main(TrainConfig, run, __doc__, show=with_run_id)

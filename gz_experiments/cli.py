@@ -127,7 +127,8 @@ def with_run_id(result: Any) -> str:
     """ "run <id>: <summary>" of the run a step just logged (what train and finetune print)."""
     from gz_experiments.tracking.runs import last_run_id  # MLflow loads after quiet_libraries
 
-    return f"run {last_run_id()}: {result.summary()}"
+    run_id = last_run_id()  # none on the non-chief workers of a multi-worker job
+    return f"run {run_id}: {result.summary()}" if run_id else result.summary()
 
 
 def ui_main(argv: list[str]) -> None:

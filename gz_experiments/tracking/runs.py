@@ -8,6 +8,7 @@ and small artifacts.
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import tempfile
@@ -199,3 +200,20 @@ def download_artifact(run_id: str, path: str, dst: str | Path) -> Path:
         run_id=run_id, artifact_path=path, dst_path=str(dst)
     )
     return Path(local)
+
+
+def refuse_mlflow_run_on_workers(step: str) -> None:
+    """A non-chief worker started by `mlflow run` (MLFLOW_RUN_ID): `mlflow run` gave the job a
+    second run before the command started, and cannot be told to end a deleted one (MLflow 3.17
+    sets its status regardless). Say in that run and in one line how workers are started."""
+    run_id = os.environ.get("MLFLOW_RUN_ID")
+    if not run_id:
+        return
+    how = (
+        f"start non-chief workers with `python -m entry_points.{step}` and the same parameters "
+        f"(`mlflow run` on the chief only: it is the job's one run)"
+    )
+    MlflowClient().set_tag(
+        run_id, "mlflow.note.content", f"Not started: a non-chief worker; {how}."
+    )
+    raise UserError(f"this is a non-chief worker of a multi-worker job (TF_CONFIG): {how}")

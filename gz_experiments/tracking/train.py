@@ -186,6 +186,21 @@ def _existing_run_client(run_id: str) -> MlflowClient:
     return client
 
 
+def worker_scratch(config, work_dir: str | Path | None = None):
+    """A non-chief worker's checkpoint folder, with the run's checkpoints when it resumes."""
+    folder = _work_dir(work_dir)
+    if config.resume_run_id:
+        return _with_checkpoints(folder, config.resume_run_id)
+    return folder
+
+
+@contextmanager
+def _with_checkpoints(folder, run_id: str):
+    with folder as path:
+        download_checkpoints(run_id, path)
+        yield path
+
+
 # ---- the training run -----------------------------------------------------------------------
 
 

@@ -46,6 +46,7 @@ from gz_experiments.model_spec import ModelSpec
 from gz_experiments.models import build_model
 from gz_experiments.shards.dataset import make_dataset
 from gz_experiments.shards.manifest import Manifest
+from gz_experiments.training import distributed
 
 
 @dataclass
@@ -186,7 +187,11 @@ def fit(
         data = TrainingData(config, manifest)
         with strategy.scope():
             model = load_or_build(spec, config, checkpoints, state, start)
-        train_epochs(model, config, data, state, checkpoints, callbacks)
+        # Keras' fit cannot drive a multi-worker strategy: that case has its own loop.
+        run_epochs = (
+            distributed.train_epochs if distributed.is_multi_worker(strategy) else train_epochs
+        )
+        run_epochs(model, config, data, state, checkpoints, callbacks)
         if not (checkpoints / BEST).exists():
             raise UserError(
                 f"no epoch gave a finite validation loss (history: {state.history.get('val_loss')}): "
@@ -213,14 +218,7 @@ def train_epochs(model, config, data: TrainingData, state, checkpoints, callback
 
     Keras keeps the compiled train step between calls, so this costs no retracing.
     """
-    all_callbacks = [
-        Checkpointer(
-            checkpoints, config.patience, state, config.lr_decay_patience, config.lr_decay_factor
-        ),
-        keras.callbacks.TerminateOnNaN(),
-        *callbacks,
-        *progress_callbacks(config.verbose, config.epochs),
-    ]
+    all_callbacks = epoch_callbacks(config, state, checkpoints, callbacks)
     while state.epoch < config.epochs and not state.stopped_early:
         model.fit(
             data.train(state.epoch),
@@ -233,6 +231,18 @@ def train_epochs(model, config, data: TrainingData, state, checkpoints, callback
         )
         if model.stop_training:  # TerminateOnNaN or a caller's callback asked to stop
             break
+
+
+def epoch_callbacks(config, state, checkpoints, callbacks) -> list[keras.callbacks.Callback]:
+    """Checkpoints and early stopping first, then the NaN stop, the caller's, the progress."""
+    return [
+        Checkpointer(
+            checkpoints, config.patience, state, config.lr_decay_patience, config.lr_decay_factor
+        ),
+        keras.callbacks.TerminateOnNaN(),
+        *callbacks,
+        *progress_callbacks(config.verbose, config.epochs),
+    ]
 
 
 def model_spec(config: TrainConfig, manifest: Manifest) -> ModelSpec:
@@ -337,23 +347,14 @@ def load_or_build(
 
 
 def distribution_strategy() -> tf.distribute.Strategy:
-    """Several workers (TF_CONFIG) or several GPUs: mirrored replicas; else the default."""
-    if os.environ.get("TF_CONFIG"):
-        return tf.distribute.MultiWorkerMirroredStrategy()
+    """Several workers (TF_CONFIG): the multi-worker strategy made at start-up (distributed.py);
+    several GPUs: mirrored replicas; else the default."""
+    multi_worker = distributed.start_multi_worker()
+    if multi_worker is not None:
+        return multi_worker
     if len(tf.config.list_logical_devices("GPU")) > 1:
         return tf.distribute.MirroredStrategy()
     return tf.distribute.get_strategy()
-
-
-def is_chief() -> bool:
-    """False on the non-chief workers of a multi-worker job (TF_CONFIG): only the chief logs."""
-    tf_config = json.loads(os.environ.get("TF_CONFIG") or "{}")
-    if not tf_config:
-        return True
-    task = tf_config.get("task", {})
-    if "chief" in tf_config.get("cluster", {}):
-        return task.get("type") == "chief"
-    return task.get("type") == "worker" and int(task.get("index", 0)) == 0
 
 
 POLICIES = {"true": "mixed_float16", "false": "float32", "bfloat16": "mixed_bfloat16"}
