@@ -5,6 +5,8 @@ dependencies: the comparisons skip without them (tests/timm_reference.py)."""
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -13,7 +15,7 @@ from gz_experiments.encoders.run import run_import_encoder
 from gz_experiments.errors import UserError
 from gz_experiments.models import build_encoder
 
-from .timm_reference import random_timm_model, save_like_hub, torch_features
+from .timm_reference import import_timm, random_timm_model, save_like_hub, torch_features
 
 SIZE = 64  # the smallest side every architecture here takes (stride 32), keeping tests fast
 TOLERANCE = 1e-4
@@ -31,7 +33,7 @@ def imported_encoder(source, tmp_path, **changes):
     from gz_experiments.tracking.models import load_files  # as finetune/embed load it
 
     spec_path = tmp_path / "model_spec.json"
-    spec_path.write_text(__import__("json").dumps(result.spec.to_dict()))
+    spec_path.write_text(json.dumps(result.spec.to_dict()))
     model, _ = load_files(result.keras_path, spec_path)
     return model.get_layer("encoder"), result
 
@@ -67,7 +69,7 @@ def test_every_convnext_size_takes_its_timm_checkpoint(size, tmp_path):
 def test_a_pytorch_pickle_and_greyscale_images(tmp_path):
     """A .pth state dict (needs torch) into a greyscale encoder: the colour stem summed over RGB
     gives the features of the grey image repeated in three channels; mean/std standardise."""
-    torch, _ = pytest.importorskip("torch"), None
+    torch, _ = import_timm()
     torch_model = random_timm_model("convnext_nano", seed=3)
     path = tmp_path / "encoder.pth"
     torch.save(torch_model.state_dict(), path)
