@@ -28,7 +28,7 @@ from collections.abc import Callable
 import keras
 
 from gz_experiments.augment import Augmentation
-from gz_experiments.encoders import convnext, resnet
+from gz_experiments.encoders import convnext, efficientnet, resnet
 from gz_experiments.errors import UserError
 from gz_experiments.fused_batchnorm import fuse_batchnorm
 from gz_experiments.losses import concentrations_from_logits
@@ -63,12 +63,13 @@ def small_cnn(input_shape: tuple[int, int, int]) -> keras.Model:
 
 
 # timm architectures with a Keras twin that import_encoder fills from a checkpoint (encoders/).
-TIMM_ARCHITECTURES = (*convnext.SIZES, "resnet50")
+TIMM_ARCHITECTURES = (*convnext.SIZES, *efficientnet.VARIANTS, "resnet50")
 
 ARCHITECTURES: dict[str, Callable[[tuple[int, int, int]], keras.Model]] = {
     "efficientnetb0": efficientnetb0,
     "small_cnn": small_cnn,
     **convnext.builders(),
+    **efficientnet.builders(),
     "resnet50": resnet.resnet50,
 }
 
@@ -181,6 +182,7 @@ ENCODER_BLOCKS: dict[str, Callable[[keras.Model], dict[str, list[keras.Layer]]]]
     "efficientnetb0": efficientnet_blocks,
     "small_cnn": conv_blocks,
     **dict.fromkeys(convnext.SIZES, convnext.convnext_blocks),
+    **dict.fromkeys(efficientnet.VARIANTS, efficientnet.efficientnet_blocks),
     "resnet50": resnet.resnet_blocks,
 }
 

@@ -38,7 +38,9 @@ def imported_encoder(source, tmp_path, **changes):
     return model.get_layer("encoder"), result
 
 
-@pytest.mark.parametrize("architecture", ["convnext_nano", "resnet50"])
+@pytest.mark.parametrize(
+    "architecture", ["convnext_nano", "resnet50", "efficientnet_b0", "tf_efficientnet_b0"]
+)
 def test_pooled_features_equal_timm_from_a_hub_cache_folder(architecture, tmp_path):
     torch_model = random_timm_model(architecture)
     repo = save_like_hub(torch_model, architecture, tmp_path / "hub")
