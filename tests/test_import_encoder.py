@@ -6,6 +6,7 @@ dependencies: the comparisons skip without them (tests/timm_reference.py)."""
 from __future__ import annotations
 
 import json
+import sys
 
 import numpy as np
 import pytest
@@ -210,3 +211,15 @@ def test_train_and_finetune_configs_name_every_registered_architecture():
     from gz_experiments.models import ARCHITECTURES, ENCODER_BLOCKS
 
     assert set(ARCHITECTURE_NAMES) == set(ARCHITECTURES) == set(ENCODER_BLOCKS)
+
+
+def test_pytorch_files_without_torch_and_lightning_checkpoints(tmp_path, monkeypatch):
+    from gz_experiments.encoders.checkpoint import encoder_part, read_torch
+
+    monkeypatch.setitem(sys.modules, "torch", None)  # as if not installed
+    with pytest.raises(UserError, match=r"needs torch \(pip install torch\).*model\.safetensors"):
+        read_torch(tmp_path / "encoder.pth")
+    lightning = {"encoder.stem.0.weight": np.ones(1), "head.weight": np.zeros(1)}
+    assert list(encoder_part(lightning, tmp_path)) == ["stem.0.weight"]
+    plain = {"stem.0.weight": np.ones(1), "head.norm.weight": np.ones(1)}
+    assert encoder_part(plain, tmp_path) is plain
