@@ -37,10 +37,11 @@ class ImportEncoderConfig(StepConfig):
     alias: str = setting("", "alias set on the registered version (needs name)")
     seed: int = setting(0, "seed of the head's initialisation", ge=0)
 
+    # img_size as shard's presets store images; the smallest image_size the encoders take is 32.
     PRESETS: ClassVar[dict[str, dict[str, Any]]] = {
-        "debug": {"img_size": 64, "image_size": 64, "crop_fraction": 1.0},
-        "cpu": {"img_size": 64, "image_size": 64, "crop_fraction": 1.0},
-        "real": {"img_size": 128, "image_size": 96, "crop_fraction": 0.75},
+        "debug": {"img_size": 32, "image_size": 32, "crop_fraction": 1.0},
+        "cpu": {"img_size": 64, "image_size": 48},
+        "real": {"img_size": 128, "image_size": 64, "crop_fraction": 0.65},
         "paper": {},
     }
 

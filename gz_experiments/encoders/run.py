@@ -66,7 +66,8 @@ def architecture_of(config: ImportEncoderConfig, checkpoint: Checkpoint) -> str:
 
 
 def check_request(config: ImportEncoderConfig) -> tuple[Checkpoint, str]:
-    """Before TensorFlow or a run: the checkpoint exists and its architecture is supported."""
+    """Before any model is built or run opened: the checkpoint exists, its architecture is
+    supported."""
     if not config.source:
         raise UserError("no checkpoint: pass source=<file or Hugging Face cache folder>")
     checkpoint = locate(config.source)
