@@ -25,6 +25,7 @@ REQUIRED = {
     "evaluate": ("model_uri", "shard_dir"),
     "embed": ("model_uri", "input"),
     "acquire": ("model_uri", "input"),
+    "import_encoder": ("source",),
 }
 # Values the pipeline has always passed through MLproject defaults (kept for `mlflow run` users).
 FIXED_DEFAULTS = {

@@ -28,6 +28,7 @@ from collections.abc import Callable
 import keras
 
 from gz_experiments.augment import Augmentation
+from gz_experiments.encoders import convnext, efficientnet, resnet
 from gz_experiments.errors import UserError
 from gz_experiments.fused_batchnorm import fuse_batchnorm
 from gz_experiments.losses import concentrations_from_logits
@@ -61,13 +62,19 @@ def small_cnn(input_shape: tuple[int, int, int]) -> keras.Model:
     return keras.Model(inputs, features, name="encoder")
 
 
+# timm architectures with a Keras twin that import_encoder fills from a checkpoint (encoders/).
+TIMM_ARCHITECTURES = (*convnext.SIZES, *efficientnet.VARIANTS, "resnet50")
+
 ARCHITECTURES: dict[str, Callable[[tuple[int, int, int]], keras.Model]] = {
     "efficientnetb0": efficientnetb0,
     "small_cnn": small_cnn,
+    **convnext.builders(),
+    **efficientnet.builders(),
+    "resnet50": resnet.resnet50,
 }
 
-# keras.applications refuses smaller inputs for its ImageNet architectures.
-MIN_IMAGE_SIZE = {"efficientnetb0": 32}
+# keras.applications refuses smaller inputs for its ImageNet architectures; timm's downsample 32x.
+MIN_IMAGE_SIZE = {"efficientnetb0": 32, **dict.fromkeys(TIMM_ARCHITECTURES, 32)}
 
 
 # ---- head and full model ----------------------------------------------------------------------
@@ -174,6 +181,9 @@ def conv_blocks(encoder: keras.Model) -> dict[str, list[keras.Layer]]:
 ENCODER_BLOCKS: dict[str, Callable[[keras.Model], dict[str, list[keras.Layer]]]] = {
     "efficientnetb0": efficientnet_blocks,
     "small_cnn": conv_blocks,
+    **dict.fromkeys(convnext.SIZES, convnext.convnext_blocks),
+    **dict.fromkeys(efficientnet.VARIANTS, efficientnet.efficientnet_blocks),
+    "resnet50": resnet.resnet_blocks,
 }
 
 

@@ -150,7 +150,8 @@ LAYERS = (
     ),  # no domain knowledge
     ("schema", "images", "trees"),  # the decision trees; pixels from files
     ("config", "catalog", "model_spec", "votes"),  # step configs, tables, the vote model
-    ("mlproject", "augment", "fused_batchnorm", "losses", "metrics", "models", "model_files"),
+    ("mlproject", "augment", "fused_batchnorm", "losses", "metrics", "models", "model_files",
+     "encoders"),  # fmt: skip
     ("simulate", "ingest"),  # where catalogs come from
     ("shards",),
     ("training", "prediction"),

@@ -17,6 +17,7 @@ from gz_experiments.config.base import (
     setting,
 )
 from gz_experiments.config.data import ShardConfig, SimulateConfig
+from gz_experiments.config.encoders import ImportEncoderConfig
 from gz_experiments.config.inference import (
     MC_MODES,
     EvaluateConfig,
@@ -38,6 +39,7 @@ STEP_CONFIGS: dict[str, type[StepConfig]] = {
         ShardConfig,
         TrainConfig,
         FinetuneConfig,
+        ImportEncoderConfig,
         EvaluateConfig,
         RegisterConfig,
         PredictConfig,
@@ -57,6 +59,7 @@ __all__ = [
     "EmbedConfig",
     "EvaluateConfig",
     "FinetuneConfig",
+    "ImportEncoderConfig",
     "IngestConfig",
     "MainConfig",
     "PredictConfig",

@@ -8,7 +8,10 @@ from typing import Any, ClassVar
 
 from gz_experiments.config.base import StepConfig, setting
 
-ARCHITECTURE_NAMES = ("efficientnetb0", "small_cnn")  # gz_experiments.models.ARCHITECTURES
+# gz_experiments.models.ARCHITECTURES; the timm twins train from scratch or take imported weights.
+ARCHITECTURE_NAMES = ("efficientnetb0", "small_cnn", "convnext_nano", "convnext_tiny",
+                      "convnext_small", "convnext_base", "efficientnet_b0", "tf_efficientnet_b0",
+                      "resnet50")  # fmt: skip
 MAX_MODEL_SIDE = 1024
 PRUNERS = ("median", "percentile", "hyperband", "none")
 FINETUNE_MODES = ("frozen", "last_n_blocks", "all")

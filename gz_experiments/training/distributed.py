@@ -38,13 +38,13 @@ from __future__ import annotations
 
 import json
 import os
-from pathlib import Path
 from typing import Any
 
 import keras
 import tensorflow as tf
 
 from gz_experiments.errors import UserError
+from gz_experiments.model_files import SEED_STATE_SUFFIX
 from gz_experiments.shards.dataset import make_dataset
 
 _started: tf.distribute.Strategy | None = None
@@ -97,10 +97,9 @@ def is_multi_worker(strategy: tf.distribute.Strategy) -> bool:
     return isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
 
 
-def train_epochs(model, config, data, state, checkpoints: Path, callbacks) -> None:
-    """`fit.train_epochs` for a multi-worker strategy: the same epochs, steps and callbacks."""
-    from gz_experiments.training.fit import epoch_callbacks
-
+def train_epochs(model, config, data, state, epoch_callbacks) -> None:
+    """`fit.train_epochs` for a multi-worker strategy: the same epochs and steps, with the
+    callbacks `fit` builds (`fit.epoch_callbacks`, given by the caller: fit imports this module)."""
     strategy = model.distribute_strategy
     replicas = strategy.num_replicas_in_sync
     if config.batch_size % replicas:
@@ -110,7 +109,7 @@ def train_epochs(model, config, data, state, checkpoints: Path, callbacks) -> No
             f"{max(replicas, config.batch_size // replicas * replicas)}"
         )
     callback_list = keras.callbacks.CallbackList(
-        epoch_callbacks(config, state, checkpoints, callbacks),
+        epoch_callbacks,
         model=model,
         epochs=config.epochs,
         steps=data.steps,
@@ -184,8 +183,6 @@ def statistics_sync(model, strategy):
     is what the whole batch gives for the means. Averaged once per epoch, before validation and
     checkpoints, so every worker evaluates and saves the same model.
     """
-    from gz_experiments.training.fit import SEED_STATE_SUFFIX
-
     variables = [v for v in model.non_trainable_variables if not v.path.endswith(SEED_STATE_SUFFIX)]
 
     def average() -> None:

@@ -188,10 +188,11 @@ def fit(
         with strategy.scope():
             model = load_or_build(spec, config, checkpoints, state, start)
         # Keras' fit cannot drive a multi-worker strategy: that case has its own loop.
-        run_epochs = (
-            distributed.train_epochs if distributed.is_multi_worker(strategy) else train_epochs
-        )
-        run_epochs(model, config, data, state, checkpoints, callbacks)
+        if distributed.is_multi_worker(strategy):
+            every_epoch = epoch_callbacks(config, state, checkpoints, callbacks)
+            distributed.train_epochs(model, config, data, state, every_epoch)
+        else:
+            train_epochs(model, config, data, state, checkpoints, callbacks)
         if not (checkpoints / BEST).exists():
             raise UserError(
                 f"no epoch gave a finite validation loss (history: {state.history.get('val_loss')}): "
