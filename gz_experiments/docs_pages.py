@@ -79,14 +79,21 @@ def mlproject_default(step: str, name: str) -> str:
     if name in REQUIRED.get(step, ()):
         return "**required**"
     fixed = FIXED_DEFAULTS.get(step, {}).get(name, "")
-    return f"`{fixed}`" if fixed else "preset's"
+    return f"`{fixed}`" if fixed else "empty"
 
 
 def parameters_table(step: str) -> str:
     """Markdown table of every parameter of a step, in the MLproject's order."""
     config_cls = STEP_CONFIGS[step]
     hints = field_types(config_cls)
-    header = ["parameter", "flag", "type", "`mlflow run` default", *PRESET_NAMES, "meaning"]
+    header = [
+        "parameter",
+        "flag",
+        "MLproject type",
+        "`mlflow run` default",
+        *PRESET_NAMES,
+        "meaning",
+    ]
     rows = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for f in fields(config_cls):
         if f.name == "preset":
