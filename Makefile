@@ -11,7 +11,7 @@ export MLFLOW_DISABLE_TELEMETRY ?= true
 export MLFLOW_HTTP_REQUEST_MAX_RETRIES ?= 2
 export MLFLOW_HTTP_REQUEST_TIMEOUT ?= 30
 
-.PHONY: demo test lint bench clean venv mlproject ui docs
+.PHONY: demo test lint bench clean venv mlproject ui docs docs-tutorials
 
 $(BIN)/python:
 	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found; install Python 3.11 or run 'make PYTHON=/path/to/python3.11 ...'" >&2; exit 2; }
@@ -46,6 +46,10 @@ ui: $(VENV)/.installed
 # a page left out of the navigation or an unresolved API reference fails (tests/test_docs.py too).
 docs: $(VENV)/.installed-dev
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
+
+# The same, with the tutorial notebooks executed so that the site shows their tables and pictures.
+docs-tutorials: $(VENV)/.installed-dev
+	PATH="$(abspath $(BIN)):$$PATH" GZ_DOCS_EXECUTE=true NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
 
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check gz_experiments entry_points tests benchmarks
