@@ -150,8 +150,17 @@ LAYERS = (
     ),  # no domain knowledge
     ("schema", "images", "trees"),  # the decision trees; pixels from files
     ("config", "catalog", "model_spec", "votes"),  # step configs, tables, the vote model
-    ("mlproject", "augment", "fused_batchnorm", "losses", "metrics", "models", "model_files",
-     "encoders"),  # fmt: skip
+    (
+        "mlproject",
+        "docs_pages",
+        "augment",
+        "fused_batchnorm",
+        "losses",
+        "metrics",
+        "models",
+        "model_files",
+        "encoders",
+    ),  # fmt: skip
     ("simulate", "ingest"),  # where catalogs come from
     ("shards",),
     ("training", "prediction"),
