@@ -169,3 +169,19 @@ def shot(browser, name: str) -> None:
     if SCREENSHOTS:
         Path(SCREENSHOTS).mkdir(parents=True, exist_ok=True)
         browser.save_screenshot(str(Path(SCREENSHOTS) / name))
+
+
+@pytest.mark.e2e
+def test_the_python_snippet_register_prints_runs_as_pasted(demo):
+    """`register` prints how to load the champion in Python, on an image the model was tested on."""
+    command = [sys.executable, "-m", "entry_points.gz", "register", "--name", "gz-decals"]
+    done = subprocess.run(command, cwd=REPO, env=demo["env"], capture_output=True, text=True,
+                          timeout=300)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    lines = done.stdout.splitlines()
+    snippet = lines[lines.index("load it in Python:") + 1].strip()
+    assert "<" not in snippet, snippet  # a real image, not a placeholder
+    ran = subprocess.run(snippet, shell=True, cwd=REPO, env=demo["env"], capture_output=True,
+                         text=True, timeout=300)  # fmt: skip
+    assert ran.returncode == 0, ran.stderr[-2000:]
+    assert "smooth-or-featured_smooth_fraction" in ran.stdout

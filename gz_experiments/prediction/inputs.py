@@ -210,7 +210,7 @@ def _folder_items(folder: Path) -> list[Item]:
         listed = ", ".join(str(p.relative_to(folder)) for p in unsupported[:SHOWN])
         more = f" and {len(unsupported) - SHOWN} more" if len(unsupported) > SHOWN else ""
         catalogs = [p for p in unsupported if p.suffix.lower() in CATALOG_SUFFIXES]
-        hint = f" (to predict on a catalog, pass input={catalogs[0]})" if catalogs else ""
+        hint = f" (for the catalog instead, pass input={catalogs[0]})" if catalogs else ""
         raise UserError(
             f"{folder}: {len(unsupported)} file(s) are not {ACCEPTED} images: "
             f"{listed}{more}; move them out or convert them{hint}"

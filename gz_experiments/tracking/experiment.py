@@ -49,6 +49,9 @@ PURPOSE: dict[str, tuple[str, tuple[str, ...]]] = {
     "train": ("Trained a CNN with the Dirichlet-multinomial loss over the decision tree "
               "(per-question losses each epoch, checkpoints, the best model).",
               ("shard_dir", "schema", "architecture", "image_size", "epochs")),
+    "import_encoder": ("Imported a published encoder (a timm / zoobot checkpoint or Keras "
+                       "weights) as a galaxy model with an untrained head, ready to finetune.",
+                       ("source", "architecture", "img_size", "greyscale", "name")),
     "finetune": ("Finetuned a trained model's encoder with a new head on new labels.",
                  ("model_uri", "shard_dir", "schema", "mode", "epochs")),
     "evaluate": ("Evaluated a model on a labelled split with the paper's protocol "

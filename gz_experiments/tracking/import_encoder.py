@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 import mlflow
 from mlflow.tracking import MlflowClient
 
+from gz_experiments.tracking.experiment import describe_outcome
 from gz_experiments.tracking.models import log_galaxy_model
 from gz_experiments.tracking.runs import TAG_PREFIX, log_metrics, set_tags
 
@@ -32,6 +33,7 @@ def log_import_encoder(result: ImportEncoderResult) -> str:
     info = log_galaxy_model(result.keras_path, result.spec, extra_metadata=tags)
     set_tags(tags)
     log_metrics({"n_tensors": result.n_tensors, "n_encoder_weights": result.n_encoder_weights})
+    describe_outcome(result.summary())
     config = result.config
     if not config.name:
         return info.model_uri

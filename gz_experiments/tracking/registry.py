@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from pathlib import Path
 
 import mlflow
 from mlflow.entities import Run
@@ -226,10 +227,27 @@ def _manifest_note(run: Run, previous) -> str:
     return ""
 
 
+def example_image(run_id: str) -> str:
+    """An image the model was tested on (its shards' test catalog), so that the printed snippet
+    runs as pasted; a placeholder when that catalog or image is gone."""
+    import pandas as pd
+
+    from gz_experiments.shards.manifest import load_manifest
+
+    try:
+        shard_dir = MlflowClient().get_run(run_id).data.tags[f"{TAG_PREFIX}shard_dir"]
+        manifest = load_manifest(shard_dir)
+        files = pd.read_parquet(manifest.catalog_path("test"), columns=["file_loc"])["file_loc"]
+    except (KeyError, UserError, OSError, ValueError, MlflowException):
+        return "<path to a galaxy image>"
+    return next((str(f) for f in files if Path(str(f)).is_file()), "<path to a galaxy image>")
+
+
 def usage_text(result: RegisterResult) -> str:
     """What happened, and the exact commands to load and serve the champion."""
     uri = mlflow.get_tracking_uri()
     moved = "moved to" if result.alias_moved else "NOT moved to"
+    image = example_image(result.run_id)
     return "\n".join(
         [
             f"registered {result.version_uri} from run {result.run_id} "
@@ -239,7 +257,7 @@ def usage_text(result: RegisterResult) -> str:
             "load it in Python:",
             f'  MLFLOW_TRACKING_URI={uri} python -c "import mlflow, pandas as pd; '
             f"m = mlflow.pyfunc.load_model('{result.champion_uri}'); "
-            f"print(m.predict(pd.DataFrame({{'file_loc': ['galaxy.png']}})))\"",
+            f"print(m.predict(pd.DataFrame({{'file_loc': ['{image}']}})))\"",
             "serve it (POST /invocations, see README):",
             f"  MLFLOW_TRACKING_URI={uri} mlflow models serve -m {result.champion_uri} "
             f"--env-manager local -p 5001",
