@@ -34,7 +34,7 @@ demo: $(VENV)/.installed
 	  $(BIN)/mlflow run . --env-manager local $(DEMO_ARGS)
 
 test: $(VENV)/.installed-dev
-	@echo "make test: the whole suite takes about 12-15 minutes on 2 cores; each test is listed as it runs"
+	@echo "make test: the whole suite takes about 15-20 minutes on 2 cores; each test is listed as it runs"
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m pytest -v -ra --durations=15 $(PYTEST_ARGS)
 
 # The MLproject is generated from the step configs (tests/test_mlproject.py checks it is current).

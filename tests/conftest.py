@@ -23,6 +23,22 @@ def shared_data(name: str) -> Path:
     return path
 
 
+# mlflow.set_experiment writes MLFLOW_EXPERIMENT_ID into os.environ (for subprocesses to inherit):
+# a test that sets an experiment in-process must not send later tests' processes to it.
+MLFLOW_CHOICES = ("MLFLOW_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_NAME", "MLFLOW_RUN_ID")
+
+
+@pytest.fixture(autouse=True)
+def mlflow_choices_do_not_leak():
+    saved = {name: os.environ.get(name) for name in MLFLOW_CHOICES}
+    yield
+    for name, value in saved.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+
+
 @pytest.fixture(scope="session")
 def migrated_tracking_db(tmp_path_factory) -> Path:
     """An empty MLflow sqlite store, migrated once: each new store runs dozens of migrations."""

@@ -136,13 +136,13 @@ def test_an_imported_convnext_nano_is_registered_finetuned_and_embeds(tracking, 
     from entry_points.finetune import run as finetune
     from entry_points.import_encoder import run as import_encoder
     from gz_experiments.config import EmbedConfig, FinetuneConfig, ShardConfig
-    from gz_experiments.shards.writer import write_shards
+    from gz_experiments.shards.writer import run_shard
     from gz_experiments.tracking.models import load_galaxy_model
 
     from .test_train import write_catalog
 
     shard_dir = tmp_path / "shards"
-    write_shards(
+    run_shard(
         ShardConfig.resolve(
             "debug",
             catalog=str(write_catalog(tmp_path, n=40)),
