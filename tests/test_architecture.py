@@ -148,7 +148,7 @@ LAYERS = (
         "atomic",
         "csv_cells",
     ),  # no domain knowledge
-    ("schema", "images", "trees"),  # the decision trees; pixels from files
+    ("schema", "campaigns", "images", "trees"),  # decision trees (one or several); pixels
     ("config", "catalog", "model_spec", "votes"),  # step configs, tables, the vote model
     (
         "mlproject",
@@ -161,7 +161,7 @@ LAYERS = (
         "model_files",
         "encoders",
     ),  # fmt: skip
-    ("simulate", "ingest"),  # where catalogs come from
+    ("simulate", "ingest", "combine"),  # where catalogs come from
     ("shards",),
     ("training", "prediction"),
     ("evaluation", "representation", "tuning"),  # steps built on prediction

@@ -77,7 +77,10 @@ def test_sampling_ranges_are_the_served_model_ranges():
 def test_every_step_config_has_help_for_every_field():
     for step, cls in STEP_CONFIGS.items():
         assert step == cls.STEP
-        required = {"ingest": {"sources": ("a.csv",), "out": "o"}}.get(step, {})
+        required = {
+            "ingest": {"sources": ("a.csv",), "out": "o"},
+            "combine": {"catalogs": ("a.csv", "b.parquet"), "out": "o"},
+        }.get(step, {})
         default = cls.resolve("debug", **required)  # every preset of every step is valid
         for name in default.to_dict():
             assert name == "preset" or cls.describe(name), f"{step}.{name} has no help text"

@@ -16,6 +16,7 @@ from gz_experiments.config.base import (
     gpu_visible,
     setting,
 )
+from gz_experiments.config.combine import CombineConfig
 from gz_experiments.config.data import ShardConfig, SimulateConfig
 from gz_experiments.config.encoders import ImportEncoderConfig
 from gz_experiments.config.inference import (
@@ -36,6 +37,7 @@ STEP_CONFIGS: dict[str, type[StepConfig]] = {
     for cls in (
         SimulateConfig,
         IngestConfig,
+        CombineConfig,
         ShardConfig,
         TrainConfig,
         FinetuneConfig,
@@ -55,6 +57,7 @@ __all__ = [
     "PRESET_NAMES",
     "STEP_CONFIGS",
     "AcquireConfig",
+    "CombineConfig",
     "ConfigError",
     "EmbedConfig",
     "EvaluateConfig",

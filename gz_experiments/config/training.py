@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+from gz_experiments.campaigns import BALANCE_CHOICES
 from gz_experiments.config.base import StepConfig, setting
 
 # gz_experiments.models.ARCHITECTURES; the timm twins train from scratch or take imported weights.
@@ -51,6 +52,12 @@ class FitConfig(StepConfig):
     resume_run_id: str = setting("", "continue this unfinished run from its last checkpoint")
     verbose: int = setting(
         -1, "-1 auto, 0 silent, 1 progress bar, 2 one line per epoch", ge=-1, le=2
+    )
+    campaign_balance: str = setting(
+        "none",
+        "trees of several campaigns (combine, decals-all): equal = each campaign weighs the "
+        "same in the training loss, whatever its size; none = each galaxy the same",
+        choices=BALANCE_CHOICES,
     )
 
 

@@ -44,6 +44,9 @@ PURPOSE: dict[str, tuple[str, tuple[str, ...]]] = {
                  "tree (the embedded default dataset).", ("n_galaxies", "img_size", "seed")),
     "ingest": ("Read public Galaxy Zoo release files into one standard catalog (rows read = "
                "written + rejected).", ("sources", "releases", "out")),
+    "combine": ("Combined catalogs of several campaigns, each on its own tree, into one catalog "
+                "on their derived tree (for pretraining on every campaign at once).",
+                ("catalogs", "campaigns", "out")),
     "shard": ("Wrote a catalog's images and votes into TFRecord shards with a manifest.",
               ("catalog", "schema", "img_size", "shard_dir")),
     "train": ("Trained a CNN with the Dirichlet-multinomial loss over the decision tree "

@@ -287,6 +287,7 @@ def log_train(result: TrainResult) -> None:
             "baseline_val_loss": result.baseline_val_loss,
             "best_epoch": f.best_epoch,
             "epochs_run": f.epochs_run,
+            **{f"campaign/{c}/loss_weight": w for c, w in f.campaign_weights.items()},
         }
     )
     log_text(summary_text(f.model), "model_summary.txt")

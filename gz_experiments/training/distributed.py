@@ -155,8 +155,10 @@ def worker_slices(data, epoch: int):
     def dataset(context: tf.distribute.InputContext) -> tf.data.Dataset:
         rows = global_batch // context.num_input_pipelines
         start = context.input_pipeline_id * rows
-        batches = data.train(epoch).map(
-            lambda x, y: (x[start : start + rows], y[start : start + rows])
+        batches = data.train(
+            epoch
+        ).map(  # images, counts (and loss weights: campaign_balance)
+            lambda *parts: tuple(part[start : start + rows] for part in parts)
         )
         # Several local replicas (GPUs) on this worker each take one per-replica batch in turn.
         per_replica = context.get_per_replica_batch_size(global_batch)

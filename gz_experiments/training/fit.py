@@ -37,6 +37,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from gz_experiments import campaigns
 from gz_experiments.config import TrainConfig, gpu_visible
 from gz_experiments.errors import UserError
 from gz_experiments.losses import loss_for, per_question_metric
@@ -85,6 +86,7 @@ class FitResult:
     best_epoch: int
     stopped_early: bool
     checkpoint_dir: Path
+    campaign_weights: dict[str, float] = field(default_factory=dict)  # campaign_balance=equal
 
 
 def _seed_variables(model: keras.Model) -> list:
@@ -211,6 +213,7 @@ def fit(
         best_epoch=state.best_epoch,
         stopped_early=state.stopped_early,
         checkpoint_dir=checkpoints,
+        campaign_weights=data.campaign_weights,
     )
 
 
@@ -291,6 +294,13 @@ class TrainingData:
                 f"{manifest.path}: lower batch_size"
             )
         self.config, self.manifest = config, manifest
+        # Training only: validation stays unweighted, so val_loss and early stopping keep
+        # meaning "per galaxy", comparable with unbalanced runs (the per-question val losses show each campaign's).
+        self.campaign_weights = (
+            campaigns.balanced_weights(manifest.schema, manifest.votes("train"))
+            if config.campaign_balance == "equal"
+            else {}
+        )
         self.greyscale = True if config.greyscale and manifest.channels == 3 else None
         # TFRecord datasets have unknown length; telling Keras gives it a progress bar target
         # and spares it from discovering the end (and warning about it).
@@ -313,9 +323,26 @@ class TrainingData:
             repeat=config.steps_per_epoch > 0,
             shuffle_buffer=config.shuffle_buffer,
         )
+        if self.campaign_weights:
+            train = train.map(campaign_weighting(self.manifest.schema, self.campaign_weights))
         if config.steps_per_epoch:
             train = train.take(config.steps_per_epoch)
         return train.apply(tf.data.experimental.assert_cardinality(self.steps))
+
+
+def campaign_weighting(schema, weights: dict[str, float]):
+    """(images, counts) -> (images, counts, loss weight): `campaigns.example_weights` in
+    TensorFlow (a galaxy's weight is the mean of its campaigns'; 1 with no votes at all)."""
+    member = tf.constant(campaigns.membership(schema))
+    per_campaign = tf.constant([weights[c] for c in schema.campaigns], tf.float32)
+
+    def weigh(images, counts):
+        has = tf.cast(tf.matmul(tf.cast(counts, tf.float32), member) > 0, tf.float32)
+        n = tf.reduce_sum(has, axis=-1)
+        mean = tf.linalg.matvec(has, per_campaign) / tf.maximum(n, 1.0)
+        return images, counts, tf.where(n > 0, mean, tf.ones_like(n))
+
+    return weigh
 
 
 def compile_model(model: keras.Model, config: TrainConfig, spec: ModelSpec, optimizer=None) -> None:
