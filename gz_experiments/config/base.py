@@ -61,6 +61,18 @@ def setting(
     return field(default=default, metadata=metadata)
 
 
+def split_list_fields(config: Any, names: tuple[str, ...]) -> None:
+    """In __post_init__: "a.csv,b.csv" given in code (as a flag or MLproject parameter gives it)
+    means two items, and a list means a tuple, so the frozen config always holds tuples."""
+    for name in names:
+        value = getattr(config, name)
+        if isinstance(value, str):
+            value = tuple(part.strip() for part in value.split(",") if part.strip())
+        elif isinstance(value, list):
+            value = tuple(value)
+        object.__setattr__(config, name, value)
+
+
 def gpu_visible() -> bool:
     # Importing TensorFlow costs seconds, so only do it when a preset actually depends on it.
     if os.environ.get("CUDA_VISIBLE_DEVICES", None) in ("", "-1"):

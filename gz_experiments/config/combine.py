@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
-from gz_experiments.config.base import StepConfig, setting
+from gz_experiments.config.base import StepConfig, setting, split_list_fields
 
 AUTO = "auto"  # a tree: the one ingest noted in the catalog
 
@@ -55,14 +55,7 @@ class CombineConfig(StepConfig):
     PRESETS: ClassVar[dict[str, dict[str, Any]]] = {"debug": {}, "cpu": {}, "paper": {}}
 
     def __post_init__(self) -> None:
-        # "a.csv,b.csv" (a flag, an MLproject parameter) means two catalogs.
-        for name in LIST_FIELDS:
-            value = getattr(self, name)
-            if isinstance(value, str):
-                value = tuple(part.strip() for part in value.split(",") if part.strip())
-            elif isinstance(value, list):
-                value = tuple(value)
-            object.__setattr__(self, name, value)
+        split_list_fields(self, LIST_FIELDS)
         super().__post_init__()
 
     def problems(self) -> Iterator[str]:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
-from gz_experiments.config.base import StepConfig, setting
+from gz_experiments.config.base import StepConfig, setting, split_list_fields
 
 # The release adapters of gz_experiments.ingest.releases (checked there), plus the generic one.
 GENERIC, AUTO = "generic", "auto"
@@ -79,14 +79,7 @@ class IngestConfig(StepConfig):
     }
 
     def __post_init__(self) -> None:
-        # "a.csv,b.csv" (a flag, an MLproject parameter) means two sources.
-        for name in LIST_FIELDS:
-            value = getattr(self, name)
-            if isinstance(value, str):
-                value = tuple(part.strip() for part in value.split(",") if part.strip())
-            elif isinstance(value, list):
-                value = tuple(value)
-            object.__setattr__(self, name, value)
+        split_list_fields(self, LIST_FIELDS)
         super().__post_init__()
 
     def problems(self) -> Iterator[str]:
