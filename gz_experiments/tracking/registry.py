@@ -257,7 +257,9 @@ def usage_text(result: RegisterResult) -> str:
             "load it in Python:",
             f'  MLFLOW_TRACKING_URI={uri} python -c "import mlflow, pandas as pd; '
             f"m = mlflow.pyfunc.load_model('{result.champion_uri}'); "
-            f"print(m.predict(pd.DataFrame({{'file_loc': ['{image}']}})))\"",
+            f"p = m.predict(pd.DataFrame({{'file_loc': ['{image}']}})); "
+            # the vote fractions, one per line: a printed frame of ~100 columns shows only ends
+            f"print(p.filter(like='_fraction').iloc[0].to_string())\"",
             "serve it (POST /invocations, see README):",
             f"  MLFLOW_TRACKING_URI={uri} mlflow models serve -m {result.champion_uri} "
             f"--env-manager local -p 5001",
