@@ -64,7 +64,7 @@ audit: $(VENV)/.installed-dev
 	$(BIN)/python -m tools.audit
 
 # One after another: each benchmark measures its own ratios side by side and needs the cores alone.
-BENCHMARKS := simulate shards train predict mc levers real_gz1 real_gz2 finetune active_learning vs_peer neighbours
+BENCHMARKS := simulate shards train predict mc levers real_gz1 real_gz2 finetune foundation active_learning vs_peer neighbours
 bench: $(VENV)/.installed-dev
 	set -e; for name in $(BENCHMARKS); do \
 	  echo "== benchmarks.bench_$$name"; \
