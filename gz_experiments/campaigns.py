@@ -82,12 +82,16 @@ def side_by_side(trees: dict[str, Schema], name: str = "") -> Schema:
         source=f"the tree of campaigns {', '.join(trees)}",
     )
     # One campaign's name may end another's (gz2, kaggle-gz2): Schema.campaign_of takes the
-    # longest suffix, which must give every question back to its own campaign.
+    # longest suffix, so gz2's question "x-kaggle" would become "x-kaggle-gz2" and be read as
+    # kaggle-gz2's. Every question must come back to its own campaign.
     for campaign, tree in trees.items():
         for q in tree.questions:
             owner = merged.campaign_of(f"{q.name}{suffix(campaign)}")
-            if owner != campaign:  # pragma: no cover - the longest suffix always wins
-                raise UserError(f"question {q.name!r} of {campaign} would be read as {owner}'s")
+            if owner != campaign:
+                raise UserError(
+                    f"question {q.name!r} of campaign {campaign} would be read as campaign "
+                    f"{owner}'s ({q.name}{suffix(campaign)}): rename one of the two campaigns"
+                )
     return merged
 
 

@@ -31,7 +31,7 @@ from gz_experiments.catalog import FILE_COL, ID_COL, file_sha256, load_catalog
 from gz_experiments.config.combine import AUTO, CombineConfig
 from gz_experiments.errors import UserError
 from gz_experiments.ingest import outputs
-from gz_experiments.ingest.merge import SOURCES_COL
+from gz_experiments.ingest.merge import SOURCES_COL, merge_on_id, rows_behind
 from gz_experiments.ingest.run import standard_catalog
 from gz_experiments.schema import Schema, get_schema
 
@@ -201,32 +201,19 @@ def _read(part: _Part, config: CombineConfig) -> pd.DataFrame:
 
 
 def _stack(frames: list[pd.DataFrame], parts: list[_Part], schema: Schema):
-    stacked = pd.concat(
-        [
-            f[[ID_COL, FILE_COL]].assign(campaign=p.campaign)
-            for f, p in zip(frames, parts, strict=True)
-        ],
-        ignore_index=True,
-    )
-    first = stacked.drop_duplicates(ID_COL, keep="first").set_index(ID_COL)
-    votes = pd.DataFrame(0.0, index=first.index, columns=schema.label_cols)
+    """One row per galaxy (ingest's merge rule), and per catalog how many of its galaxies an
+    earlier catalog already had."""
     seen: set[str] = set()
     also_in = []
     for frame in frames:
-        ids = frame[ID_COL]
-        also_in.append(int(ids.isin(seen).sum()))
-        seen.update(ids)
-        given = [c for c in frame.columns if c in votes.columns]
-        votes.loc[ids.to_numpy(), given] = frame[given].to_numpy()
-    combined = pd.concat([first[[FILE_COL]], votes], axis=1)
-    combined[SOURCES_COL] = stacked.groupby(ID_COL, sort=False)["campaign"].agg("+".join)
-    return combined.rename_axis(ID_COL).reset_index(), also_in
+        also_in.append(int(frame[ID_COL].isin(seen).sum()))
+        seen.update(frame[ID_COL])
+    return merge_on_id(frames, [p.campaign for p in parts], schema), also_in
 
 
 def _reconcile(frames: list[pd.DataFrame], catalog: pd.DataFrame) -> None:
     """Every row read is behind exactly one output row (a galaxy in two catalogs: two rows)."""
-    read = sum(len(f) for f in frames)
-    behind = int(catalog[SOURCES_COL].str.count(r"\+").sum()) + len(catalog)
+    read, behind = sum(len(f) for f in frames), rows_behind(catalog)
     if read != behind:  # a bug in combine, never the user's
         raise AssertionError(f"{read} catalog rows read but {behind} behind the combined catalog")
 

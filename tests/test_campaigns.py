@@ -14,7 +14,7 @@ from gz_experiments.campaigns import (
     side_by_side,
 )
 from gz_experiments.errors import UserError
-from gz_experiments.schema import get_schema
+from gz_experiments.schema import Schema, get_schema
 
 
 @pytest.fixture(scope="module")
@@ -49,6 +49,12 @@ def test_campaign_names_must_be_usable_as_suffixes_and_unique():
         side_by_side({"GZ 1": gz1, "b": gz1})
     with pytest.raises(UserError, match="no campaigns"):
         side_by_side({})
+    # gz2's question "x-kaggle" would be named "x-kaggle-gz2": campaign kaggle-gz2's suffix
+    clash = Schema.from_dict(
+        {"name": "t", "questions": [{"name": "x-kaggle", "answers": ["a", "b"]}]}
+    )
+    with pytest.raises(UserError, match="would be read as campaign kaggle-gz2's"):
+        side_by_side({"gz2": clash, "kaggle-gz2": gz1})
 
 
 def test_balance_gives_every_campaign_the_same_total_weight_and_mean_one(tree):

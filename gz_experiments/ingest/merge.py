@@ -33,11 +33,17 @@ def merge_sources(
     added per source, and the rows of each source that made it into the catalog."""
     keep, rejected = _drop_conflicts(parts, schema)
     frames = [part.accepted[mask] for part, mask in zip(parts, keep, strict=True)]
+    names = [p.prepared.release.name for p in parts]
+    written = [int(mask.sum()) for mask in keep]
+    return merge_on_id(frames, names, schema), rejected, written
+
+
+def merge_on_id(frames: list[pd.DataFrame], names: list[str], schema: Schema) -> pd.DataFrame:
+    """Frames of (id_str, file_loc, some label columns) -> one row per id_str: each frame's votes
+    in its columns (0 elsewhere: never asked), the first frame's image, and `sources` naming the
+    frames that had the galaxy ("gzd12+gzd5"). Shared by ingest (releases) and combine."""
     stacked = pd.concat(
-        [
-            f[[ID_COL, FILE_COL]].assign(release=p.prepared.release.name)
-            for f, p in zip(frames, parts, strict=True)
-        ],
+        [f[[ID_COL, FILE_COL]].assign(source=name) for f, name in zip(frames, names, strict=True)],
         ignore_index=True,
     )
     first = stacked.drop_duplicates(ID_COL, keep="first").set_index(ID_COL)
@@ -46,9 +52,13 @@ def merge_sources(
         given = [c for c in frame.columns if c in votes.columns]
         votes.loc[frame[ID_COL].to_numpy(), given] = frame[given].to_numpy()
     catalog = pd.concat([first[[FILE_COL]], votes], axis=1)
-    catalog[SOURCES_COL] = stacked.groupby(ID_COL, sort=False)["release"].agg("+".join)
-    written = [int(mask.sum()) for mask in keep]
-    return catalog.rename_axis(ID_COL).reset_index(), rejected, written
+    catalog[SOURCES_COL] = stacked.groupby(ID_COL, sort=False)["source"].agg("+".join)
+    return catalog.rename_axis(ID_COL).reset_index()
+
+
+def rows_behind(catalog: pd.DataFrame) -> int:
+    """The source rows behind a merged catalog: a galaxy from two sources stands for two."""
+    return int(catalog[SOURCES_COL].str.count(r"\+").sum()) + len(catalog)
 
 
 def _drop_conflicts(parts: list[SourceRows], schema: Schema):

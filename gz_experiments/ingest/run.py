@@ -23,7 +23,7 @@ from gz_experiments.catalog import FILE_COL, ID_COL, file_sha256
 from gz_experiments.config.ingest import IngestConfig
 from gz_experiments.errors import UserError
 from gz_experiments.ingest import outputs
-from gz_experiments.ingest.merge import SOURCES_COL, merge_sources
+from gz_experiments.ingest.merge import SOURCES_COL, merge_sources, rows_behind
 from gz_experiments.ingest.releases import MERGED_TREES, load_tree
 from gz_experiments.ingest.sources import Prepared, check_tree_fit, prepare, read_rows
 from gz_experiments.schema import Schema
@@ -235,7 +235,7 @@ def _reconcile(summaries: list[SourceSummary], listed: int, votes: pd.DataFrame)
                 f"{s.rows_rejected} rejected"
             )
     read = sum(s.rows_read for s in summaries)
-    behind_catalog = int(votes[SOURCES_COL].str.count(r"\+").sum()) + len(votes)
+    behind_catalog = rows_behind(votes)
     if read != listed + behind_catalog:
         raise AssertionError(
             f"{read} rows read but {listed} in rejected.csv + {behind_catalog} behind the catalog"
