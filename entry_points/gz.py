@@ -59,20 +59,23 @@ def usage() -> str:
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> Any:
+def main(argv: list[str] | None = None) -> None:
+    """The console script: what it returns becomes the exit status (setuptools' wrapper calls
+    sys.exit(main())), so a step's result is never returned - it would exit 1 after success."""
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help", "help"):
         print(usage())
         sys.exit(0 if argv else 2)
     step, rest = argv[0], argv[1:]
     if step == UI:
-        return ui_main(rest)
+        ui_main(rest)
+        return
     if step not in STEP_CONFIGS:
         print(f"gz: unknown step {step!r}; the steps are: {', '.join(STEP_CONFIGS)}, {UI}",
               file=sys.stderr)  # fmt: skip
         sys.exit(2)
     sys.argv[0] = f"gz {step}"  # argparse names the program after argv[0] in usage and errors
-    return step_main(step)(rest)
+    step_main(step)(rest)
 
 
 if __name__ == "__main__":

@@ -86,3 +86,13 @@ def test_ui_points_at_the_experiment_in_the_model_training_view(tracking, monkey
     monkeypatch.delenv("MLFLOW_TRACKING_URI")
     monkeypatch.chdir(tmp_path)
     assert store_uri() == f"sqlite:///{tmp_path / 'mlflow.db'}"
+
+
+def test_the_console_script_exits_0_after_a_step_succeeds(tmp_path):
+    """setuptools' `gz` wrapper calls sys.exit(main()): a returned step result would exit 1."""
+    gz_script = Path(sys.executable).parent / "gz"
+    done = subprocess.run([str(gz_script), "simulate", "--preset", "debug", "--out-dir",
+                           str(tmp_path / "sim"), "--n-workers", "1"], capture_output=True,
+                          text=True, timeout=300, env={"MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'm.db'}", "PATH": "/usr/bin:/bin"})  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "Result(" not in done.stderr  # no result object printed as an exit message
