@@ -6,6 +6,11 @@ model finetuned on a new task - through the entry points, as a user runs them.""
 from __future__ import annotations
 
 import json
+import os
+import shlex
+import subprocess
+import sys
+from pathlib import Path
 
 import mlflow
 import numpy as np
@@ -23,7 +28,7 @@ from gz_experiments.config import CombineConfig, EvaluateConfig, IngestConfig, T
 from gz_experiments.errors import UserError
 from gz_experiments.tracking.runs import last_run_id
 
-from .conftest import shared_data
+from .conftest import REPO, shared_data
 
 N = 48  # galaxies per campaign: enough for 8-galaxy batches in every split
 
@@ -181,3 +186,27 @@ def test_a_galaxy_in_two_catalogs_is_one_row_with_both_campaigns_votes(catalogs,
     assert (
         both.filter(like="-second_").drop(columns="gz1-class-second_total-votes").sum(axis=1) == 1
     ).all()
+
+
+README = REPO / "README.md"
+
+
+@pytest.mark.e2e
+def test_the_readme_combine_command_runs_as_written(tracking, tmp_path):
+    """The README's `gz combine` line, run by the real console script in its own process."""
+    shared_data("gz1_sdss_64"), shared_data("gzd5_real_128")
+    lines = [line for line in README.read_text().splitlines() if line.startswith("gz combine ")]
+    assert len(lines) == 1, "README.md should show one `gz combine ...` command"
+    done = subprocess.run(shlex.split(lines[0]), cwd=REPO, capture_output=True, text=True,
+                          timeout=300, env={**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"})  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "Traceback" not in done.stderr
+    gz1 = len(pd.read_csv(REPO.parent / "shared/data/gz1_sdss_64/catalog.csv"))
+    decals = len(pd.read_csv(REPO.parent / "shared/data/gzd5_real_128/catalog.csv"))
+    assert f"read {gz1 + decals} rows from 2 catalogs" in done.stdout
+    out = Path(shlex.split(lines[0])[shlex.split(lines[0]).index("--out") + 1])
+    catalog = pd.read_parquet(out / "catalog.parquet")
+    assert len(catalog) == gz1 + decals  # distinct ids: every row is a galaxy of its own
+    assert set(catalog["sources"]) == {"gz1", "gzd5"}
+    runs = MlflowClient().search_runs([os.environ["MLFLOW_EXPERIMENT_ID"]])
+    assert [(r.info.run_name, r.info.status) for r in runs] == [("combine", "FINISHED")]
