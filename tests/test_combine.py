@@ -104,7 +104,9 @@ def test_two_campaigns_pretrain_balanced_evaluate_per_campaign_and_finetune(
     manifest = load_manifest(shards)
     config = TrainConfig.from_strings("debug", {"shard_dir": str(shards), "schema": str(tree),
                                                 "batch_size": "8", "campaign_balance": "equal"})  # fmt: skip
-    _, counts, got = next(iter(TrainingData(config, manifest).train(0)))
+    data = TrainingData(config, manifest)
+    _, counts, got = next(iter(data.train(0)))
+    assert len(next(iter(data.val))) == 2  # validation is not weighted
     expected = example_weights(manifest.schema, weights, counts.numpy())
     np.testing.assert_allclose(got.numpy(), expected, rtol=1e-5)
 
@@ -126,6 +128,14 @@ def test_two_campaigns_pretrain_balanced_evaluate_per_campaign_and_finetune(
                          "--shard-dir", str(gz1_shards), "--batch-size", "8", "--epochs", "1"])  # fmt: skip
     child = mlflow.get_run(last_run_id())
     assert child.info.run_name == "finetune" and child.info.status == "FINISHED"
+
+    # finetune shares train's loop: balanced campaigns on the combined shards as well
+    finetune_entry.main(["--preset", "debug", "--model-uri", f"runs:/{train_run.info.run_id}/model",
+                         "--shard-dir", str(shards), "--batch-size", "8", "--epochs", "1",
+                         "--campaign-balance", "equal"])  # fmt: skip
+    balanced = mlflow.get_run(last_run_id()).data
+    assert balanced.params["finetune.campaign_balance"] == "equal"
+    assert balanced.metrics["campaign/gz1/loss_weight"] == weights["gz1"]
 
 
 def test_bad_inputs_are_one_line_naming_file_row_or_campaign(catalogs, tmp_path):
