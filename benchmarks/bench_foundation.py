@@ -4,6 +4,8 @@ Exact commands (repo root, venv active):
 
     python -m benchmarks.bench_foundation                   # sizes 100,300,1000,all; 3 repeats
     python -m benchmarks.bench_foundation --sizes 100,300,all --repeats 2 --max-epochs 30
+    python -m benchmarks.bench_foundation --sizes 100,300 --parents all --head-warmup 0,3 \
+        --pretrain-epochs 60 --max-epochs 40 --patience 6      # head warm-up, side by side
     python -m benchmarks.bench_foundation --sizes 60,all --repeats 1 --max-per-campaign 500 \
         --pretrain-epochs 2 --max-epochs 2 --min-steps 2                     # smoke, ~3 min
 
@@ -62,7 +64,6 @@ TASKS = ("gz1", "gz2")
 GZ1_CLASSES = ("elliptical", "spiral", "edge-on")
 # The settings of bench_finetune's GZ1 parent and arms (small_cnn converges on 2 CPU cores).
 MODEL = {"architecture": "small_cnn", "crop_fraction": 0.65, "image_size": 64, "greyscale": False}
-IMG_SIZE = 64
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -71,7 +72,15 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--repeats", type=int, default=3, help="draws (and seeds) at sizes <= 300")
     p.add_argument("--pretrain-epochs", type=int, default=60)
     p.add_argument("--min-parent", type=int, default=500, help="pool size for a parent of its own")
+    p.add_argument("--parents", default="", help="e.g. all or gz1,all; '' = every one")
+    p.add_argument(
+        "--head-warmup",
+        default="0",
+        help="finetune arms per parent by head_warmup_epochs, e.g. 0,3 (side by side)",
+    )
     p.add_argument("--max-per-campaign", type=int, default=0, help="0 = every galaxy")
+    p.add_argument("--img-size", type=int, default=64,
+                   help="stored side of the shards (the model sees the central 0.65 at 64 px)")  # fmt: skip
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--learning-rate", type=float, default=1e-3)
     p.add_argument("--layer-decay", type=float, default=0.75)
@@ -142,7 +151,7 @@ def shard(catalog: Path, schema: str, folder: Path, args, seed: int, val: float)
     from gz_experiments.shards.writer import run_shard
 
     result = run_shard(ShardConfig.resolve(
-        "cpu", catalog=str(catalog), schema=schema, shard_dir=str(folder), img_size=IMG_SIZE,
+        "cpu", catalog=str(catalog), schema=schema, shard_dir=str(folder), img_size=args.img_size,
         greyscale=False, val_fraction=val, test_fraction=0.0, seed=seed,
         missing_questions="zero", n_workers=args.n_workers,
     ), progress=False)  # fmt: skip
@@ -174,7 +183,9 @@ def parents(splits, args, work: Path) -> dict[str, Parent]:
     for name, (_, pool) in splits.items():
         pools[name] = work / f"pool-{name}.parquet"
         pool.to_parquet(pools[name], index=False)
-    singles = [n for n, (_, pool) in splits.items() if len(pool) >= args.min_parent]
+    wanted = set(args.parents.split(",")) if args.parents else None
+    singles = [n for n, (_, pool) in splits.items()
+               if len(pool) >= args.min_parent and (wanted is None or n in wanted)]  # fmt: skip
     trained_on = {n: set(pool[ID_COL]) for n, (_, pool) in splits.items() if n in singles}
     trained_on["all"] = set().union(*(set(pool[ID_COL]) for _, pool in splits.values()))
     check_excluded(splits, trained_on)
@@ -187,6 +198,8 @@ def parents(splits, args, work: Path) -> dict[str, Parent]:
         campaigns=",".join(pools), out=str(work / "combined"), missing_questions="zero",
     ))  # fmt: skip
     assert combined.rows_read == sum(len(pool) for _, pool in splits.values())
+    if wanted is not None and "all" not in wanted:
+        return out
     out["all"] = pretrain("all", combined.catalog, str(combined.tree_file), args, work,
                           campaign_balance="equal")  # fmt: skip
     print(f"parent {out['all'].description}", flush=True)
@@ -196,7 +209,10 @@ def parents(splits, args, work: Path) -> dict[str, Parent]:
 # ---- children --------------------------------------------------------------------------------
 
 
-def train_arm(arm: str, manifest, schema: str, parent: Parent | None, seed: int, work: Path, args):
+def train_arm(
+    arm: str, manifest, schema: str, parent: Parent | None, seed: int, work: Path, args,
+    warmup: int = 0,
+):  # fmt: skip
     from gz_experiments.training.finetune import run_finetune
     from gz_experiments.training.run import run_train
 
@@ -211,10 +227,21 @@ def train_arm(arm: str, manifest, schema: str, parent: Parent | None, seed: int,
         fitted = run_train(config, manifest, work_dir=work).fit
     else:
         config = FinetuneConfig.resolve(
-            "cpu", model_uri="bench", mode="all", layer_decay=args.layer_decay, **common
-        )
+            "cpu", model_uri="bench", mode="all", layer_decay=args.layer_decay,
+            head_warmup_epochs=warmup, **common,
+        )  # fmt: skip
         fitted = run_finetune(config, parent.model, parent.spec, manifest, work).train.fit
     return fitted.model, fitted.epochs_run, time.monotonic() - start
+
+
+def arms(trained: dict[str, Parent], args) -> list[tuple[str, Parent | None, int]]:
+    """(name, parent, head warm-up epochs): scratch, then each parent at each warm-up."""
+    out: list[tuple[str, Parent | None, int]] = [("scratch", None, 0)]
+    for name, parent in trained.items():
+        for warmup in (int(w) for w in args.head_warmup.split(",")):
+            label = f"from {name}" + (f", warm-up {warmup}" if warmup else "")
+            out.append((label, parent, warmup))
+    return out
 
 
 @dataclass
@@ -294,13 +321,15 @@ def print_table(rows: list[dict], parents_: dict[str, Parent], splits, args) -> 
             f"\n-- {task}: {metric} ({better} is better), {len(splits[task][0])} held-out galaxies --"
         )
         arms = list(dict.fromkeys(group["arm"]))
-        print(f"{'train':>6} " + " ".join(f"{a:>17}" for a in arms))
+        widths = [max(17, len(a)) for a in arms]
+        print(f"{'train':>6} " + " ".join(f"{a:>{w}}" for a, w in zip(arms, widths, strict=True)))
         for _, rows_ in group.groupby("size_label", sort=False):
             cells = []
             for arm in arms:
                 values = rows_[rows_["arm"] == arm]["score"]
                 cells.append(f"{values.mean():.4f} ± {values.std(ddof=0):.4f}")
-            print(f"{rows_['n_train'].iloc[0]:>6} " + " ".join(f"{c:>17}" for c in cells))
+            line = " ".join(f"{c:>{w}}" for c, w in zip(cells, widths, strict=True))
+            print(f"{rows_['n_train'].iloc[0]:>6} {line}")
         verdict(task, group, better)
     print(f"\ngzd5: {sum(len(s) for s in splits['gzd5'])} labelled DECaLS galaxies: in the all "
           f"parent only, too few for a child task")  # fmt: skip
@@ -320,7 +349,9 @@ def verdict(task: str, group: pd.DataFrame, better: str) -> None:
         few, full = mean[("300", "from all")], mean[("all", "scratch")]
         print(f"target: all-campaign parent with 300 labels {few:.4f} vs scratch with all "
               f"{full:.4f} -> {'met' if at_least(few, full) else 'NOT met'}")  # fmt: skip
-    singles = [a for a in set(group["arm"]) if a.startswith("from ") and a != "from all"]
+    singles = [
+        a for a in set(group["arm"]) if a.startswith("from ") and not a.startswith("from all")
+    ]
     if singles and ("300", "from all") in mean:
         best = max((mean[("300", a)] * sign, a) for a in singles if ("300", a) in mean)[1]
         won = at_least(mean[("300", "from all")], mean[("300", best)])
@@ -352,11 +383,10 @@ def main(argv=None) -> None:
                     subset = draw(pool, size, repeat, args)
                     folder = work / "draws" / f"{task}-{size}-{repeat}"
                     manifest = shard_draw(task, subset, folder, repeat, args)
-                    arms = {"scratch": None, **{f"from {n}": p for n, p in trained.items()}}
-                    for arm, parent in arms.items():
+                    for arm, parent, warmup in arms(trained, args):
                         model, epochs, seconds = train_arm(
                             arm, manifest, TREES[task], parent, repeat,
-                            folder / arm.replace(" ", "-"), args,
+                            folder / arm.replace(" ", "-").replace(",", ""), args, warmup,
                         )  # fmt: skip
                         row = {"task": task, "size_label": size, "arm": arm, "repeat": repeat,
                                "n_train": manifest.n_galaxies("train"), "epochs": epochs,

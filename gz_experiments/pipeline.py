@@ -86,15 +86,17 @@ class PipelineResult:
         return out
 
 
-def step_overrides(extra: dict[str, str]) -> dict[str, dict[str, str]]:
+def step_overrides(
+    extra: dict[str, str], steps: tuple[str, ...] = STEPS
+) -> dict[str, dict[str, str]]:
     """{"train.epochs": "3"} -> {"train": {"epochs": "3"}}; unknown steps are a UserError."""
-    out: dict[str, dict[str, str]] = {step: {} for step in STEPS}
+    out: dict[str, dict[str, str]] = {step: {} for step in steps}
     for key, value in extra.items():
         step, _, name = key.partition(".")
         if step not in out or not name:
             raise UserError(
                 f"extra parameter {key!r}: expected <step>.<parameter> with step one of "
-                f"{', '.join(STEPS)} (e.g. train.epochs=3)"
+                f"{', '.join(steps)} (e.g. train.epochs=3)"
             )
         out[step][name] = value
     return out
@@ -157,9 +159,7 @@ def summary_text(result: PipelineResult, *, ui_command: str, parent_run_id: str,
     """What the user reads at the end: where everything is and how well the model did."""
     took = f" in {elapsed / 60:.1f} min" if elapsed is not None else ""
     lines = [f"gz_experiments main pipeline (preset {result.preset}) finished{took}", ""]
-    lines.append(f"{'step':<10} {'run id':<33} outcome")
-    for step, run in result.steps.items():
-        lines.append(f"{step:<10} {run.run_id:<33} {'reused' if run.reused else 'ran'}")
+    lines += steps_table(result.steps)
     lines += ["", f"Headline metrics ({SPLIT} split of {result.shard_dir}):"]
     lines += [f"  {label:<38} {value:.4f}" for label, value in result.headline.items()]
     if table:
@@ -172,6 +172,14 @@ def summary_text(result: PipelineResult, *, ui_command: str, parent_run_id: str,
         f"MLflow UI:         {ui_command}   (parent run {parent_run_id})",
     ]
     return "\n".join(lines) + "\n"
+
+
+def steps_table(steps: dict[str, FinishedRun]) -> list[str]:
+    """One line per child run: its step, run id and whether it ran or was reused."""
+    lines = [f"{'step':<10} {'run id':<33} outcome"]
+    for step, run in steps.items():
+        lines.append(f"{step:<10} {run.run_id:<33} {'reused' if run.reused else 'ran'}")
+    return lines
 
 
 EXPECTED_MINUTES = {"debug": "1-2 minutes", "cpu": "about 4 minutes", "paper": "GPU hours"}

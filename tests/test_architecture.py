@@ -167,7 +167,7 @@ LAYERS = (
     ("evaluation", "representation", "tuning"),  # steps built on prediction
     ("acquisition",),
     ("serving",),
-    ("pipeline",),
+    ("pipeline", "pretrain"),  # steps of child runs, through an injected runner
     ("tracking",),  # the only MLflow code; logs every step's result
     ("cli",),
 )

@@ -198,15 +198,15 @@ def test_a_galaxy_in_two_catalogs_is_one_row_with_both_campaigns_votes(catalogs,
     ).all()
 
 
-README = REPO / "README.md"
+PAGE = REPO / "docs" / "steps" / "combine.md"
 
 
 @pytest.mark.e2e
-def test_the_readme_combine_command_runs_as_written(tracking, tmp_path):
-    """The README's `gz combine` line, run by the real console script in its own process."""
+def test_the_docs_combine_command_runs_as_written(tracking, tmp_path):
+    """The combine page's `gz combine` line, run by the real console script in its own process."""
     shared_data("gz1_sdss_64"), shared_data("gzd5_real_128")
-    lines = [line for line in README.read_text().splitlines() if line.startswith("gz combine ")]
-    assert len(lines) == 1, "README.md should show one `gz combine ...` command"
+    lines = [line for line in PAGE.read_text().splitlines() if line.startswith("gz combine ")]
+    assert len(lines) == 1, "docs/steps/combine.md should show one `gz combine ...` command"
     done = subprocess.run(shlex.split(lines[0]), cwd=REPO, capture_output=True, text=True,
                           timeout=300, env={**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"})  # fmt: skip
     assert done.returncode == 0, done.stderr[-2000:]

@@ -80,6 +80,7 @@ def test_every_step_config_has_help_for_every_field():
         required = {
             "ingest": {"sources": ("a.csv",), "out": "o"},
             "combine": {"catalogs": ("a.csv", "b.parquet"), "out": "o"},
+            "pretrain": {"catalogs": ("a.csv", "b.parquet"), "out": "o"},
         }.get(step, {})
         default = cls.resolve("debug", **required)  # every preset of every step is valid
         for name in default.to_dict():

@@ -193,6 +193,37 @@ def test_last_n_blocks_trains_only_those_blocks(ring_shards, parent, tmp_path):
     assert result.blocks[-1].lr_multiplier == pytest.approx(0.75)
 
 
+def test_head_warmup_trains_the_head_alone_then_unfreezes_from_the_warmed_model(
+    ring_shards, parent, tmp_path
+):
+    config = config_for(ring_shards, mode="all", head_warmup_epochs=2, epochs=1, patience=1)
+    result = run_finetune(config, parent, PARENT, ring_shards, tmp_path)
+    warm = result.warmup
+    assert warm is not None and warm.epochs_run == 2 and len(warm.history["val_loss"]) == 2
+    # The warm-up moved only the head: its encoder (BatchNorm statistics too) is the parent's.
+    for before, after in zip(encoder_weights(parent), encoder_weights(warm.model), strict=True):
+        np.testing.assert_array_equal(before, after)
+    fresh = with_new_head(parent, warm.spec, seed=config.seed).get_layer("head")
+    assert any(not np.array_equal(a.numpy(), b.numpy())
+               for a, b in zip(fresh.weights, warm.model.get_layer("head").weights, strict=True))  # fmt: skip
+    # Then mode all trains everything, starting from the warmed head, in its own checkpoints.
+    final = result.train.fit
+    assert final.epochs_run == 1 and (tmp_path / "warmup" / "checkpoints" / LAST).exists()
+    assert all(b.trainable for b in result.blocks)
+    assert any(not np.array_equal(b, a)
+               for b, a in zip(encoder_weights(parent), encoder_weights(final.model), strict=True))  # fmt: skip
+    assert "after 2 head-only epochs" in result.summary()
+    # A second call resumes both phases from their checkpoints: nothing trains again.
+    again = run_finetune(config, parent, PARENT, ring_shards, tmp_path)
+    assert again.warmup.epochs_run == 2 and again.train.fit.epochs_run == 1
+    assert again.train.best_val_loss == result.train.best_val_loss
+
+
+def test_head_warmup_is_refused_where_it_means_nothing(ring_shards):
+    with pytest.raises(UserError, match="head_warmup_epochs=3 with mode=frozen"):
+        config_for(ring_shards, mode="frozen", head_warmup_epochs=3)
+
+
 def test_every_training_loop_setting_of_a_finetune_reaches_the_fit(ring_shards):
     """A finetune is a train from a parent's encoder: each loop field the user sets (learning-rate
     decay, XLA, ...) is the one `fit` runs with; the model's fields are the parent's."""

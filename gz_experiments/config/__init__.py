@@ -27,7 +27,7 @@ from gz_experiments.config.inference import (
     Sampling,
 )
 from gz_experiments.config.ingest import IngestConfig
-from gz_experiments.config.pipeline import MainConfig
+from gz_experiments.config.pipeline import MainConfig, PretrainConfig
 from gz_experiments.config.representation import EmbedConfig
 from gz_experiments.config.training import FinetuneConfig, TrainConfig, TuneConfig
 
@@ -48,6 +48,7 @@ STEP_CONFIGS: dict[str, type[StepConfig]] = {
         EmbedConfig,
         AcquireConfig,
         TuneConfig,
+        PretrainConfig,
         MainConfig,
     )
 }
@@ -66,6 +67,7 @@ __all__ = [
     "IngestConfig",
     "MainConfig",
     "PredictConfig",
+    "PretrainConfig",
     "RegisterConfig",
     "Sampling",
     "Settings",

@@ -24,6 +24,10 @@ MIXED_PRECISION_HELP = (
     "auto: mixed_float16 with a GPU, else float32; true: mixed_float16; bfloat16: "
     "mixed_bfloat16 (CPUs with AMX); the head and the loss stay float32"
 )
+CAMPAIGN_BALANCE_HELP = (
+    "trees of several campaigns (combine, decals-all): equal = each campaign weighs the same in "
+    "the training loss, whatever its size; none = each galaxy the same"
+)
 JIT_COMPILE_CHOICES = ("auto", "true", "false")
 JIT_COMPILE_HELP = "XLA-compile the train step; auto: on with one GPU, off on CPU"
 
@@ -53,12 +57,7 @@ class FitConfig(StepConfig):
     verbose: int = setting(
         -1, "-1 auto, 0 silent, 1 progress bar, 2 one line per epoch", ge=-1, le=2
     )
-    campaign_balance: str = setting(
-        "none",
-        "trees of several campaigns (combine, decals-all): equal = each campaign weighs the "
-        "same in the training loss, whatever its size; none = each galaxy the same",
-        choices=BALANCE_CHOICES,
-    )
+    campaign_balance: str = setting("none", CAMPAIGN_BALANCE_HELP, choices=BALANCE_CHOICES)
 
 
 @dataclass(frozen=True)
@@ -136,12 +135,26 @@ class FinetuneConfig(FitConfig):
     epochs: int = setting(100, "upper limit; early stopping usually ends sooner", ge=1, le=100_000)
     patience: int = setting(10, "epochs without a better validation loss before stopping", ge=1)
     learning_rate: float = setting(1e-3, "Adam learning rate of the head", gt=0, le=1)
+    head_warmup_epochs: int = setting(
+        0,
+        "epochs that train only the new head (encoder frozen) before mode's blocks unfreeze, "
+        "on top of epochs; 0 = none (modes last_n_blocks and all)",
+        ge=0,
+        le=1000,
+    )
 
     PRESETS: ClassVar[dict[str, dict[str, Any]]] = {
         "debug": {"batch_size": 16, "epochs": 2, "patience": 2},
         "cpu": {"batch_size": 32},
         "paper": {},
     }
+
+    def problems(self) -> Iterator[str]:
+        if self.head_warmup_epochs and self.mode == "frozen":
+            yield (
+                f"head_warmup_epochs={self.head_warmup_epochs} with mode=frozen: in that mode "
+                f"only the head trains anyway; use mode=all or last_n_blocks, or 0"
+            )
 
 
 @dataclass(frozen=True)

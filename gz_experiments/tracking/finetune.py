@@ -174,6 +174,13 @@ def log_finetune(result: FinetuneResult) -> None:
             "n_trainable_blocks": sum(b.trainable for b in result.blocks),
         }
     )
+    if result.warmup is not None:
+        log_metrics(
+            {
+                "warmup/epochs_run": result.warmup.epochs_run,
+                "warmup/best_val_loss": result.warmup.best_val_loss,
+            }
+        )
     log_json([asdict(b) for b in result.blocks], "finetune/blocks.json")
     log_json(result.parent_spec.to_dict(), "finetune/parent_model_spec.json")
     describe_outcome(result.summary())

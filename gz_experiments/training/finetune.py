@@ -13,6 +13,12 @@ early stopping as `train`), started from `models.with_new_head` instead of a fre
 - mode ``last_n_blocks``: the encoder's last `n_blocks` blocks train too (`models.ENCODER_BLOCKS`);
 - mode ``all``: everything trains.
 
+With `head_warmup_epochs` > 0 (modes last_n_blocks and all) the new head first trains alone for
+that many epochs, the encoder frozen (its own checkpoints in ``<work_dir>/warmup``), and the
+encoder's blocks unfreeze from the best warm-up model: a randomly initialised head otherwise
+sends its largest gradients through the encoder in the first steps and moves the pretrained
+features before the head is any use ("linear probe, then finetune"; Kumar et al. 2022).
+
 The head learns at `learning_rate`, a trainable encoder block d blocks from the top at
 `learning_rate * layer_decay**d` (`LayerwiseAdam`), so the features nearest the pixels move
 least. The result is an ordinary galaxy model (augment -> encoder -> head, its own ModelSpec):
@@ -24,7 +30,7 @@ Images are read exactly as the parent reads them: the shards must be stored at t
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
 import keras
@@ -35,6 +41,7 @@ from gz_experiments.errors import UserError
 from gz_experiments.model_spec import ModelSpec
 from gz_experiments.models import (
     block_depths,
+    build_model,
     encoder_blocks,
     freeze_encoder,
     lr_multipliers,
@@ -42,7 +49,7 @@ from gz_experiments.models import (
 )
 from gz_experiments.schema import get_schema
 from gz_experiments.shards.manifest import Manifest, load_manifest
-from gz_experiments.training.fit import compile_model, fit
+from gz_experiments.training.fit import FitResult, compile_model, fit
 from gz_experiments.training.optimizers import LayerwiseAdam
 from gz_experiments.training.run import TrainResult, baseline_val_loss
 
@@ -66,6 +73,7 @@ class FinetuneResult:
     parent_spec: ModelSpec
     train: TrainResult  # the fit, its manifest and the image-blind baseline, as for `train`
     blocks: list[BlockInfo]
+    warmup: FitResult | None = None  # the head-only epochs, when head_warmup_epochs > 0
 
     @property
     def best_val_loss(self) -> float:
@@ -79,7 +87,11 @@ class FinetuneResult:
     def summary(self) -> str:
         trained = [b.name for b in self.blocks if b.trainable]
         encoder = f"encoder blocks {', '.join(trained)}" if trained else "encoder frozen"
-        return f"mode {self.config.mode} ({encoder}): {self.train.summary()}"
+        warmup = ""
+        if self.warmup is not None:
+            warmup = (f", after {self.warmup.epochs_run} head-only epochs (val loss "
+                      f"{self.warmup.best_val_loss:.4f})")  # fmt: skip
+        return f"mode {self.config.mode} ({encoder}{warmup}): {self.train.summary()}"
 
 
 def training_config(config: FinetuneConfig, parent_spec: ModelSpec) -> TrainConfig:
@@ -177,9 +189,16 @@ def run_finetune(
     check_parent(config, parent_model, parent_spec, manifest)
     train_config = training_config(config, parent_spec)
     architecture = parent_spec.architecture
+    warmup = None
+    if config.head_warmup_epochs:
+        warmup = warm_up_head(config, train_config, parent_model, architecture, manifest, work_dir)
 
     def start(spec: ModelSpec) -> keras.Model:
-        model = with_new_head(parent_model, spec, seed=config.seed)
+        if warmup is None:
+            model = with_new_head(parent_model, spec, seed=config.seed)
+        else:  # a copy of the best warm-up model (parent encoder, trained head), built afresh
+            model = build_model(spec, seed=config.seed)  # in this strategy's scope, as above
+            model.set_weights(warmup.model.get_weights())
         freeze_encoder(model, architecture, trainable_blocks(config))
         factors = lr_multipliers(model, architecture, config.layer_decay)
         optimizer = LayerwiseAdam(factors, learning_rate=config.learning_rate)
@@ -190,4 +209,27 @@ def run_finetune(
     baseline = baseline_val_loss(manifest)
     train = TrainResult(train_config, manifest, fitted, baseline)
     blocks = describe_blocks(fitted.model, architecture, config.layer_decay)
-    return FinetuneResult(config, parent_spec, train, blocks)
+    return FinetuneResult(config, parent_spec, train, blocks, warmup)
+
+
+def warm_up_head(
+    config: FinetuneConfig,
+    train_config: TrainConfig,
+    parent_model: keras.Model,
+    architecture: str,
+    manifest: Manifest,
+    work_dir: str | Path,
+) -> FitResult:
+    """`head_warmup_epochs` epochs of the new head alone, resumable like any fit. Every warm-up
+    epoch runs (no early stop): the point is a head that fits the frozen features."""
+    warm = replace(
+        train_config, epochs=config.head_warmup_epochs, patience=config.head_warmup_epochs
+    )
+
+    def start(spec: ModelSpec) -> keras.Model:
+        model = with_new_head(parent_model, spec, seed=config.seed)
+        freeze_encoder(model, architecture, 0)
+        compile_model(model, warm, spec)
+        return model
+
+    return fit(warm, manifest, work_dir=Path(work_dir) / "warmup", start=start)
