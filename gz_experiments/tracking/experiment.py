@@ -71,6 +71,9 @@ PURPOSE: dict[str, tuple[str, tuple[str, ...]]] = {
                 ("model_uri", "input", "acquisition", "k")),
     "tune": ("Optuna search over crop, image size, dropout, learning rate and batch size; one "
              "child run per trial.", ("study_name", "n_trials", "shard_dir")),
+    "pretrain": ("Pretrained one model on every campaign at once: combine -> shard -> train "
+                 "(campaigns balanced) -> evaluate per campaign -> register, each a child run.",
+                 ("catalogs", "campaigns", "campaign_balance", "out", "model_name")),
     "main": ("The whole pipeline on one dataset: simulate -> shard -> train -> evaluate -> "
              "register -> predict, each step a child run of this one.", ("extra",)),
 }  # fmt: skip
